@@ -1,0 +1,31 @@
+# Kiln: make build writes bin/executor; make test runs every test (unit and integration, as root);
+# make bench runs the Go benchmarks; make demo builds and pushes a sample image end to end.
+GO ?= go
+PKG := ./...
+
+.PHONY: build test unit bench bench-compare demo deps clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/executor ./cmd/executor
+
+deps:
+	bash scripts/deps.sh
+
+test: deps build
+	KILN_EXECUTOR=$(CURDIR)/bin/executor $(GO) test -race -timeout 40m -count=1 $(PKG)
+
+unit:
+	$(GO) test -short -count=1 $(PKG)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./snapshot/... ./builder/...
+
+# Compares the executor with buildah on ../shared/bench workloads (needs that folder's setup.sh).
+bench-compare: build
+	python3 ../shared/bench/run.py bin/executor
+
+demo: deps build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf bin

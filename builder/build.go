@@ -1,0 +1,194 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/snapshot"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Build runs the Dockerfile in src against the root chosen by the options and returns the image
+// of the target stage (the last stage by default). The image's new layers are files in the work
+// directory: push or write it before removing that directory.
+func Build(ctx context.Context, src dockerfile.Source, opts ...Option) (v1.Image, error) {
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b, err := newBuild(o)
+	if err != nil {
+		return nil, err
+	}
+	return b.run(ctx, src)
+}
+
+// build is the state of one Build call; nothing of it outlives the call.
+type build struct {
+	o            options
+	root         string
+	workDir      string
+	ignore       *ignoreList
+	platform     ocispec.Platform
+	df           *dockerfile.Dockerfile
+	meta         *dockerfile.Vars
+	dockerignore *dockerfile.Ignore
+	snap         *snapshot.Snapshotter
+	results      map[int]*stageResult
+	// rootHolds is the stage whose filesystem the root holds now (-1: none, or unknown).
+	rootHolds int
+	// saved maps a stage to a directory holding its filesystem (moved aside or extracted).
+	saved map[int]string
+	// images maps a COPY --from image reference to the directory it was extracted to.
+	images   map[string]string
+	usedArgs map[string]bool
+}
+
+// stageResult is what a finished stage leaves for later stages.
+type stageResult struct {
+	image v1.Image
+}
+
+func newBuild(o options) (*build, error) {
+	if o.root == "" {
+		return nil, errors.New("builder: no root: use WithDirectoryRoot(dir) or WithPodRoot(kanikoDir)")
+	}
+	b := &build{o: o, rootHolds: -1, results: map[int]*stageResult{}, saved: map[int]string{},
+		images: map[string]string{}, usedArgs: map[string]bool{}}
+	if o.platform != nil {
+		b.platform = *o.platform
+	} else {
+		b.platform = dockerfile.DefaultPlatform()
+	}
+	if o.podMode {
+		b.root = "/"
+		paths, err := podIgnorePaths(o.kanikoDir, o.ignorePaths, o.ignoreVarRun)
+		if err != nil {
+			return nil, err
+		}
+		b.ignore = newIgnoreList(paths)
+		b.workDir = o.workDir
+		if b.workDir == "" {
+			b.workDir = o.kanikoDir
+		}
+		if !b.ignore.Ignored(b.workDir) {
+			return nil, fmt.Errorf("builder: work dir %s must be inside the ignored paths in pod mode (e.g. under %s)", b.workDir, o.kanikoDir)
+		}
+	} else {
+		root, err := filepath.Abs(o.root)
+		if err != nil {
+			return nil, err
+		}
+		if root == "/" {
+			return nil, errors.New("builder: WithDirectoryRoot(\"/\") would build into the host's root; use WithPodRoot inside a container")
+		}
+		b.root = root
+		b.ignore = newIgnoreList(o.ignorePaths)
+		b.workDir = o.workDir
+	}
+	return b, nil
+}
+
+func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, err error) {
+	start := time.Now()
+	if b.o.podMode && runtime.GOOS != "linux" {
+		return nil, errors.New("builder: pod mode needs Linux")
+	}
+	if err := b.prepareDirs(); err != nil {
+		return nil, err
+	}
+	df, err := dockerfile.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	b.df = df
+	b.meta, err = df.Meta(b.o.buildArgs, b.platform, dockerfile.DefaultPlatform())
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range b.meta.Keys() {
+		b.usedArgs[k] = true
+	}
+	plan, err := b.plan()
+	if err != nil {
+		return nil, err
+	}
+	b.dockerignore, err = dockerfile.LoadIgnore(b.o.contextDir, src.Name)
+	if err != nil {
+		return nil, err
+	}
+	b.snap = snapshot.New(b.root,
+		snapshot.WithIgnore(b.ignore.Ignored),
+		snapshot.WithCompression(b.o.compression),
+		snapshot.WithReproducible(b.o.reproducible),
+		snapshot.WithLayerDir(filepath.Join(b.workDir, "layers")))
+
+	for i, idx := range plan {
+		last := i == len(plan)-1
+		img, err = b.runStage(ctx, idx, plan[i+1:], last)
+		if err != nil {
+			return nil, err
+		}
+		b.results[idx] = &stageResult{image: img}
+	}
+	if unused := b.o.buildArgs.Unused(b.usedArgs); len(unused) > 0 {
+		b.warn("one or more build args were not consumed: %v", unused)
+	}
+	if b.o.cleanup {
+		if err := snapshot.Clear(b.root, b.ignore.Ignored); err != nil {
+			return nil, fmt.Errorf("cleanup: %w", err)
+		}
+	}
+	b.o.reporter.Report(Event{Kind: EventBuildDone, Time: time.Now(), Duration: time.Since(start)})
+	return img, nil
+}
+
+// plan lists the stages to build, in order.
+func (b *build) plan() ([]int, error) {
+	needed, err := b.df.StagesFor(b.o.target, b.meta)
+	if err != nil {
+		return nil, err
+	}
+	if b.o.skipUnusedStages || len(needed) == 0 {
+		return needed, nil
+	}
+	// Kaniko without --skip-unused-stages builds every stage up to the target.
+	lastIdx := needed[len(needed)-1]
+	all := make([]int, 0, lastIdx+1)
+	for i := 0; i <= lastIdx; i++ {
+		all = append(all, i)
+	}
+	return all, nil
+}
+
+func (b *build) prepareDirs() error {
+	if b.workDir == "" {
+		dir, err := os.MkdirTemp(filepath.Dir(b.root), ".kiln-work-")
+		if err != nil {
+			return fmt.Errorf("builder: creating work dir next to %s: %w", b.root, err)
+		}
+		b.workDir = dir
+	}
+	if !b.o.podMode {
+		if err := os.MkdirAll(b.root, 0o755); err != nil {
+			return fmt.Errorf("builder: creating root %s: %w", b.root, err)
+		}
+	}
+	for _, d := range []string{"layers", "stages", "images", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(b.workDir, d), 0o755); err != nil {
+			return fmt.Errorf("builder: creating work dir: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b *build) warn(format string, args ...any) {
+	b.o.reporter.Report(Event{Kind: EventWarning, Time: time.Now(), Message: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,243 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/internal/copier"
+	"github.com/kilnbuild/kiln/internal/users"
+	"github.com/kilnbuild/kiln/registry"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// copyCommand executes COPY and returns the image paths it wrote.
+func (b *build) copyCommand(ctx context.Context, s *stageState, c *instructions.CopyCommand) ([]string, error) {
+	if c.Parents {
+		return nil, errors.New("COPY --parents is not supported")
+	}
+	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod)
+	if err != nil {
+		return nil, err
+	}
+	if c.From != "" {
+		dir, err := b.fromDir(ctx, s, c.From)
+		if err != nil {
+			return nil, err
+		}
+		req.SrcRoot, req.Exclude = dir, nil
+		if c.Chown == "" {
+			req.UID, req.GID = -1, -1 // files from another stage or image keep their owners
+		}
+	}
+	return b.doCopy(ctx, s, c.SourcesAndDest, req, func(r copier.Request) ([]string, error) { return copier.Copy(ctx, r) })
+}
+
+// addCommand executes ADD (local files, local archives unpacked, remote URLs).
+func (b *build) addCommand(ctx context.Context, s *stageState, c *instructions.AddCommand) ([]string, error) {
+	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod)
+	if err != nil {
+		return nil, err
+	}
+	o := copier.AddOptions{Checksum: c.Checksum, Chown: c.Chown != ""}
+	if c.KeepGitDir != nil {
+		o.KeepGitDir = *c.KeepGitDir
+	}
+	return b.doCopy(ctx, s, c.SourcesAndDest, req, func(r copier.Request) ([]string, error) { return copier.Add(ctx, r, o) })
+}
+
+// copyRequest fills what COPY and ADD share: destination, owner, mode, the context as source.
+func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown, chmod string) (copier.Request, error) {
+	req := copier.Request{
+		SrcRoot: b.o.contextDir,
+		Sources: sd.SourcePaths,
+		Exclude: b.dockerignore.Excluded,
+		Root:    b.root,
+		Dest:    sd.DestPath,
+		WorkDir: s.cfg.Config.WorkingDir,
+		Ignore:  b.ignore.Ignored,
+	}
+	if req.WorkDir == "" {
+		req.WorkDir = "/"
+	}
+	if chown != "" {
+		uid, gid, err := users.ResolveChown(b.root, chown)
+		if err != nil {
+			return req, err
+		}
+		req.UID, req.GID = uid, gid
+	}
+	if chmod != "" {
+		m, err := strconv.ParseUint(chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return req, fmt.Errorf("invalid --chmod=%s: must be an octal mode like 0755", chmod)
+		}
+		mode := os.FileMode(m&0o777) | unixSpecialBits(m)
+		req.Mode = &mode
+	}
+	return req, nil
+}
+
+func unixSpecialBits(m uint64) os.FileMode {
+	var out os.FileMode
+	if m&0o4000 != 0 {
+		out |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= os.ModeSticky
+	}
+	return out
+}
+
+// doCopy runs a copy and returns the paths to snapshot: the copier reports the smallest set of
+// subtrees it changed (a directory it created stands for everything below it).
+func (b *build) doCopy(ctx context.Context, s *stageState, sd instructions.SourcesAndDest, req copier.Request,
+	copyFn func(copier.Request) ([]string, error)) ([]string, error) {
+	if len(sd.SourceContents) > 0 {
+		// COPY <<EOF /dest: the heredocs become files in a scratch context.
+		dir, err := os.MkdirTemp(filepath.Join(b.workDir, "tmp"), "heredoc-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		req.SrcRoot, req.Exclude, req.Sources = dir, nil, nil
+		for _, sc := range sd.SourceContents {
+			if err := os.WriteFile(filepath.Join(dir, path.Base(sc.Path)), []byte(sc.Data), 0o644); err != nil {
+				return nil, err
+			}
+			req.Sources = append(req.Sources, path.Base(sc.Path))
+		}
+	}
+	written, err := copyFn(req)
+	if err != nil {
+		return nil, err
+	}
+	if written == nil {
+		written = []string{}
+	}
+	return written, nil
+}
+
+// firstMissing returns the shallowest ancestor-or-self of an image path that does not exist in
+// root ("" when it all exists). Symlinks on the way are resolved inside the root.
+func firstMissing(root, p string) (string, error) {
+	p = path.Clean("/" + p)
+	cur := "/"
+	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		next := path.Join(cur, part)
+		host, err := securejoin.SecureJoin(root, next)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
+			rel, err := filepath.Rel(root, host)
+			if err != nil {
+				return "", err
+			}
+			return "/" + filepath.ToSlash(rel), nil
+		} else if err != nil {
+			return "", err
+		}
+		// continue from the resolved location so a symlinked directory is followed inside root
+		rel, _ := filepath.Rel(root, host)
+		cur = "/" + filepath.ToSlash(rel)
+	}
+	return "", nil
+}
+
+// makeWorkdir creates a WORKDIR (and missing parents) owned by the stage's USER, returning the
+// shallowest directory it created.
+func (b *build) makeWorkdir(s *stageState, dir string) (string, error) {
+	top, err := firstMissing(b.root, dir)
+	if err != nil || top == "" {
+		return "", err
+	}
+	uid, gid := uint32(0), uint32(0)
+	if s.cfg.Config.User != "" {
+		id, err := users.Resolve(b.root, s.cfg.Config.User)
+		if err != nil {
+			return "", err
+		}
+		uid, gid = id.UID, id.GID
+	}
+	cur := "/"
+	for _, part := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
+		cur = path.Join(cur, part)
+		host, err := securejoin.SecureJoin(b.root, cur)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Lstat(host); err == nil {
+			continue
+		}
+		if err := os.Mkdir(host, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Lchown(host, int(uid), int(gid)); err != nil {
+			return "", err
+		}
+	}
+	return top, nil
+}
+
+// fromDir returns a directory holding the filesystem COPY --from reads: an earlier stage's, or
+// an image's (pulled and unpacked once per build).
+func (b *build) fromDir(ctx context.Context, s *stageState, from string) (string, error) {
+	if idx, ok := b.stageIndex(from, s.index); ok {
+		if dir, ok := b.saved[idx]; ok {
+			return dir, nil
+		}
+		r, ok := b.results[idx]
+		if !ok {
+			return "", fmt.Errorf("--from=%s: stage %d was not built", from, idx)
+		}
+		dir := filepath.Join(b.workDir, "stages", strconv.Itoa(idx))
+		if err := b.extractFresh(ctx, r.image, dir); err != nil {
+			return "", fmt.Errorf("--from=%s: %w", from, err)
+		}
+		b.saved[idx] = dir
+		return dir, nil
+	}
+	if dir, ok := b.images[from]; ok {
+		return dir, nil
+	}
+	img, err := registry.Pull(ctx, from, b.o.pull...)
+	if err != nil {
+		return "", fmt.Errorf("--from=%s: %w", from, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("--from=%s: %w", from, err)
+	}
+	dir := filepath.Join(b.workDir, "images", d.Hex)
+	if err := b.extractFresh(ctx, img, dir); err != nil {
+		return "", fmt.Errorf("--from=%s: %w", from, err)
+	}
+	b.images[from] = dir
+	return dir, nil
+}
+
+// extractFresh unpacks img into an empty dir.
+func (b *build) extractFresh(ctx context.Context, img v1.Image, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return b.extractImage(ctx, img, dir)
+}

@@ -1,0 +1,117 @@
+package builder
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestIgnoreList(t *testing.T) {
+	l := newIgnoreList([]string{"/kaniko", "/etc/hosts", "proc", "/var/run/", "/"})
+	for p, want := range map[string]bool{
+		"/kaniko": true, "/kaniko/x": true, "/kanikox": false, "/etc/hosts": true, "/etc": false,
+		"/proc/1": true, "/var/run": true, "/var": false, "/": false,
+	} {
+		if got := l.Ignored(p); got != want {
+			t.Errorf("Ignored(%q) = %v, want %v", p, got, want)
+		}
+	}
+	if !l.HasBelow("/etc") || !l.HasBelow("/var") || l.HasBelow("/usr") || l.HasBelow("/kaniko") {
+		t.Errorf("HasBelow answers wrong for %v", l.paths)
+	}
+}
+
+func TestMountPoints(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "mountinfo")
+	data := "22 1 0:21 / / rw - overlay overlay rw\n" +
+		"23 22 0:22 / /proc rw - proc proc rw\n" +
+		"24 22 0:23 /x /etc/hosts rw - ext4 /dev/sda rw\n" +
+		"25 22 0:24 / /my\\040dir rw - tmpfs tmpfs rw\n"
+	if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mountPoints(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/", "/proc", "/etc/hosts", "/my dir"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("mountPoints = %q, want %q", got, want)
+	}
+}
+
+func TestExposedPorts(t *testing.T) {
+	got, err := exposedPorts([]string{"80", "53/udp", "8000-8002/TCP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+	for _, bad := range []string{"http", "80/xyz", "9-3", "70000"} {
+		if _, err := exposedPorts([]string{bad}); err == nil {
+			t.Errorf("EXPOSE %s: expected an error", bad)
+		}
+	}
+}
+
+func TestFirstMissing(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "opt/app"), 0o755))
+	must(t, os.Symlink("/opt/app", filepath.Join(root, "app")))
+	must(t, os.Symlink("/", filepath.Join(root, "up")))
+	for p, want := range map[string]string{
+		"/opt/app":      "",
+		"/opt/app/x/y":  "/opt/app/x",
+		"/app/new":      "/opt/app/new",
+		"/up/up/escape": "/escape",
+		"/fresh/a/b":    "/fresh",
+	} {
+		got, err := firstMissing(root, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("firstMissing(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func TestMoveAsideKeepsIgnoredPaths(t *testing.T) {
+	root, dst := t.TempDir(), filepath.Join(t.TempDir(), "saved")
+	must(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("mount"), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(root, "kaniko/layers"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755))
+	must(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
+	ig := newIgnoreList([]string{"/etc/hosts", "/kaniko"})
+	must(t, moveAside(root, dst, ig))
+	for _, p := range []string{"etc/hosts", "kaniko/layers", "etc"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s should remain in the root: %v", p, err)
+		}
+	}
+	for _, p := range []string{"etc/passwd", "usr/bin", "bin"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s should have moved out of the root", p)
+		}
+		if _, err := os.Lstat(filepath.Join(dst, p)); err != nil {
+			t.Errorf("%s should be in the saved dir: %v", p, err)
+		}
+	}
+	for _, p := range []string{"etc/hosts", "kaniko"} {
+		if _, err := os.Lstat(filepath.Join(dst, p)); err == nil {
+			t.Errorf("ignored %s must not be saved", p)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,96 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/runner"
+	"github.com/kilnbuild/kiln/internal/users"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// defaultPath is the PATH a RUN gets when the image sets none (Docker's default).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// runCommand executes a RUN in the root with the image's ENV, USER, WORKDIR and SHELL, and
+// returns the history text for it.
+func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.RunCommand) (string, error) {
+	if len(c.FlagsUsed) > 0 {
+		b.warn("RUN flags %v are not supported and are ignored", c.FlagsUsed)
+	}
+	shell := s.cfg.Config.Shell
+	if len(shell) == 0 {
+		shell = defaultShell
+	}
+	argv, script, err := dockerfile.RunArgs(c, shell)
+	if err != nil {
+		return "", err
+	}
+	id, err := users.Resolve(b.root, s.cfg.Config.User)
+	if err != nil {
+		return "", err
+	}
+	env := s.scope.RunEnv()
+	if !hasEnv(env, "PATH") {
+		env = append(env, "PATH="+defaultPath)
+	}
+	if !hasEnv(env, "HOME") {
+		home := id.Home
+		if home == "" {
+			home = "/"
+		}
+		env = append(env, "HOME="+home)
+	}
+	dir := s.cfg.Config.WorkingDir
+	if dir == "" {
+		dir = "/"
+	}
+	spec := runner.Spec{Root: b.root, Args: argv, Env: env, Dir: dir, UID: id.UID, GID: id.GID,
+		Groups: id.Groups, Stdout: b.o.output, Stderr: b.o.output}
+	if script != nil {
+		spec.Files = []runner.File{{Path: script.Path, Data: script.Data, Mode: 0o755}}
+	}
+	if err := runner.Run(ctx, spec); err != nil {
+		var exit *runner.ExitError
+		if errors.As(err, &exit) {
+			return "", fmt.Errorf("the command returned a non-zero code: %d", exit.Code)
+		}
+		return "", err
+	}
+	return runHistory(argv, s.scope.Args()), nil
+}
+
+// runHistory is Docker's created_by for a RUN: the build args it saw, then the command.
+func runHistory(argv []string, args map[string]string) string {
+	var b strings.Builder
+	b.WriteString("RUN ")
+	if len(args) > 0 {
+		keys := make([]string, 0, len(args))
+		for k := range args {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteString("|" + strconv.Itoa(len(keys)))
+		for _, k := range keys {
+			b.WriteString(" " + k + "=" + args[k])
+		}
+		b.WriteString(" ")
+	}
+	b.WriteString(strings.Join(argv, " "))
+	b.WriteString(" # buildkit")
+	return b.String()
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			return true
+		}
+	}
+	return false
+}

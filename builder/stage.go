@@ -1,0 +1,276 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/registry"
+	"github.com/kilnbuild/kiln/snapshot"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// stageState is what the instructions of one stage read and change.
+type stageState struct {
+	index   int
+	name    string
+	base    v1.Image
+	cfg     *v1.ConfigFile // the config being built (a copy of the base's)
+	scope   *dockerfile.Scope
+	cmdSet  bool // CMD was set in this stage (ENTRYPOINT then keeps it)
+	layers  []mutate.Addendum
+	history []v1.History // this stage's history entries, layer-bearing and empty, in order
+	created time.Time
+}
+
+// runStage builds stage idx. rest lists the stages still to build after it.
+func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v1.Image, error) {
+	start := time.Now()
+	st := b.df.Stages[idx]
+	base, err := b.df.BaseOf(idx, b.meta)
+	if err != nil {
+		return nil, err
+	}
+	b.o.reporter.Report(Event{Kind: EventStageStart, Time: start, Stage: idx, StageName: st.Name,
+		Line: st.Line, Instruction: "FROM " + describeBase(base), Steps: len(st.Commands)})
+
+	baseImg, err := b.baseImage(ctx, base)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
+	}
+	if err := b.prepareRoot(ctx, idx, base, baseImg); err != nil {
+		return nil, err
+	}
+	if err := b.snap.Reset(ctx); err != nil {
+		return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
+	}
+
+	baseCfg, err := baseImg.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", st.BaseName, err)
+	}
+	cfg := baseCfg.DeepCopy()
+	s := &stageState{index: idx, name: st.Name, base: baseImg, cfg: cfg,
+		scope: dockerfile.NewScope(cfg.Config.Env, b.meta, b.o.buildArgs), created: b.now()}
+
+	cmds, err := b.onBuildTriggers(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: ONBUILD triggers of %s: %w", b.df.Name, st.Line, st.BaseName, err)
+	}
+	cfg.Config.OnBuild = nil // triggers run once, in the first child only
+	cmds = append(cmds, st.Commands...)
+
+	for i, cmd := range cmds {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := b.step(ctx, s, cmd, i+1, len(cmds)); err != nil {
+			return nil, err
+		}
+	}
+	if b.o.singleSnapshot {
+		if err := b.snapshotStage(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	if last && len(b.o.labels) > 0 {
+		if cfg.Config.Labels == nil {
+			cfg.Config.Labels = map[string]string{}
+		}
+		for k, v := range b.o.labels {
+			cfg.Config.Labels[k] = v
+		}
+	}
+	for k := range s.scope.Args() {
+		b.usedArgs[k] = true
+	}
+	img, err := b.assemble(s, baseCfg)
+	if err != nil {
+		return nil, err
+	}
+	b.rootHolds = idx
+	if !last {
+		if err := b.afterStage(idx, rest); err != nil {
+			return nil, err
+		}
+	}
+	b.o.reporter.Report(Event{Kind: EventStageDone, Time: time.Now(), Stage: idx, StageName: st.Name, Duration: time.Since(start)})
+	return img, nil
+}
+
+func describeBase(base dockerfile.Base) string {
+	switch {
+	case base.Stage >= 0:
+		return "stage " + strconv.Itoa(base.Stage)
+	case base.Scratch:
+		return "scratch"
+	}
+	return base.Image
+}
+
+// baseImage returns the image a stage starts from.
+func (b *build) baseImage(ctx context.Context, base dockerfile.Base) (v1.Image, error) {
+	if base.Stage >= 0 {
+		r, ok := b.results[base.Stage]
+		if !ok {
+			return nil, fmt.Errorf("stage %d was not built", base.Stage)
+		}
+		return r.image, nil
+	}
+	platform := b.platform
+	if base.Platform != "" {
+		p, err := dockerfile.ParsePlatform(base.Platform)
+		if err != nil {
+			return nil, err
+		}
+		platform = p
+	}
+	if base.Scratch {
+		cfg := &v1.ConfigFile{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant,
+			RootFS: v1.RootFS{Type: "layers"}}
+		img, err := mutate.ConfigFile(empty.Image, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return mutate.MediaType(img, types.DockerManifestSchema2), nil
+	}
+	start := time.Now()
+	img, err := registry.Pull(ctx, base.Image, append(append([]registry.Option{}, b.o.pull...),
+		registry.WithPlatform(v1.Platform{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant}))...)
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", base.Image, err)
+	}
+	b.o.reporter.Report(Event{Kind: EventPull, Time: time.Now(), Message: base.Image + "@" + d.String(), Duration: time.Since(start)})
+	return img, nil
+}
+
+// prepareRoot makes the root hold exactly the base image's filesystem (plus ignored paths).
+func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, img v1.Image) error {
+	if base.Stage >= 0 && b.rootHolds == base.Stage {
+		return nil // the previous stage is this one's base and is still in place
+	}
+	if err := snapshot.Clear(b.root, b.ignore.Ignored); err != nil {
+		return fmt.Errorf("clearing the root before stage %d: %w", idx, err)
+	}
+	b.rootHolds = -1
+	start := time.Now()
+	if err := b.extractImage(ctx, img, b.root); err != nil {
+		return err
+	}
+	b.o.reporter.Report(Event{Kind: EventExtract, Time: time.Now(), Stage: idx, Duration: time.Since(start)})
+	return nil
+}
+
+// extractImage unpacks every layer of img into dir, in order.
+func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("reading layers: %w", err)
+	}
+	var ignore snapshot.IgnoreFunc
+	if dir == b.root {
+		ignore = b.ignore.Ignored
+	}
+	for i, l := range layers {
+		if err := extractLayer(ctx, l, dir, ignore); err != nil {
+			d, _ := l.Digest()
+			return fmt.Errorf("unpacking layer %d (%s): %w", i+1, d, err)
+		}
+	}
+	return nil
+}
+
+func extractLayer(ctx context.Context, l v1.Layer, dir string, ignore snapshot.IgnoreFunc) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var opts []snapshot.Option
+	if ignore != nil {
+		opts = append(opts, snapshot.WithIgnore(ignore))
+	}
+	return snapshot.Extract(ctx, dir, rc, opts...)
+}
+
+// afterStage decides what happens to the root's filesystem once stage idx is done: kept for the
+// next stage built on it, moved aside for later COPY --from, or cleared by the next stage.
+func (b *build) afterStage(idx int, rest []int) error {
+	needed := false
+	nextBuildsOnIt := false
+	for i, j := range rest {
+		deps := b.stageDeps(j)
+		if deps.from[idx] {
+			needed = true
+		}
+		if deps.base == idx {
+			if i == 0 {
+				nextBuildsOnIt = true
+			} else {
+				needed = true
+			}
+		}
+	}
+	if nextBuildsOnIt || !needed {
+		return nil
+	}
+	dir := filepath.Join(b.workDir, "stages", strconv.Itoa(idx))
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := moveAside(b.root, dir, b.ignore); err != nil {
+		return fmt.Errorf("saving stage %d's files: %w", idx, err)
+	}
+	b.saved[idx] = dir
+	b.rootHolds = -1
+	return nil
+}
+
+// stageDependencies are the earlier stages a stage reads from.
+type stageDependencies struct {
+	base int          // stage its FROM names, or -1
+	from map[int]bool // stages its COPY --from name
+}
+
+func (b *build) stageDeps(j int) stageDependencies {
+	deps := stageDependencies{base: -1, from: map[int]bool{}}
+	if base, err := b.df.BaseOf(j, b.meta); err == nil {
+		deps.base = base.Stage
+	}
+	for _, c := range b.df.Stages[j].Commands {
+		if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
+			if i, ok := b.stageIndex(cp.From, j); ok {
+				deps.from[i] = true
+			}
+		}
+	}
+	return deps
+}
+
+// stageIndex resolves a COPY --from value to an earlier stage of stage j, by name or index.
+func (b *build) stageIndex(ref string, j int) (int, bool) {
+	i, isStage, err := b.df.FromStage(ref, j)
+	if err != nil || !isStage {
+		return -1, false
+	}
+	return i, true
+}
+
+func (b *build) now() time.Time {
+	if b.o.reproducible {
+		return time.Unix(0, 0).UTC()
+	}
+	return time.Now().UTC()
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kilnbuild/kiln/builder"
+)
+
+// logger renders build events and the executor's own messages as Kaniko users know them:
+// "INFO[0003] RUN make" lines (text, color) or one JSON object per line.
+type logger struct {
+	mu        sync.Mutex
+	w         io.Writer
+	format    string
+	timestamp bool
+	level     int
+	start     time.Time
+}
+
+var levels = map[string]int{"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4, "fatal": 5, "panic": 6}
+
+func newLogger(w io.Writer, format, verbosity string, timestamp bool) (*logger, error) {
+	lvl, ok := levels[strings.ToLower(verbosity)]
+	if !ok {
+		return nil, fmt.Errorf("--verbosity=%s: must be one of trace, debug, info, warn, error, fatal, panic", verbosity)
+	}
+	return &logger{w: w, format: format, timestamp: timestamp, level: lvl, start: time.Now()}, nil
+}
+
+func (l *logger) log(level, msg string) {
+	lvl := levels[level]
+	if lvl < l.level {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	switch l.format {
+	case "json":
+		rec := map[string]string{"level": level, "msg": msg, "time": now.Format(time.RFC3339)}
+		b, _ := json.Marshal(rec)
+		fmt.Fprintf(l.w, "%s\n", b)
+	default:
+		tag := strings.ToUpper(level)
+		if len(tag) > 4 {
+			tag = tag[:4]
+		}
+		if l.format == "color" {
+			tag = colorOf(level) + tag + "\x1b[0m"
+		}
+		if l.timestamp {
+			fmt.Fprintf(l.w, "%s[%s] %s\n", tag, now.Format(time.RFC3339), msg)
+		} else {
+			fmt.Fprintf(l.w, "%s[%04d] %s\n", tag, int(now.Sub(l.start).Seconds()), msg)
+		}
+	}
+}
+
+func colorOf(level string) string {
+	switch level {
+	case "warn", "warning":
+		return "\x1b[33m"
+	case "error", "fatal", "panic":
+		return "\x1b[31m"
+	case "debug", "trace":
+		return "\x1b[37m"
+	}
+	return "\x1b[36m"
+}
+
+func (l *logger) Infof(f string, a ...any)  { l.log("info", fmt.Sprintf(f, a...)) }
+func (l *logger) Warnf(f string, a ...any)  { l.log("warn", fmt.Sprintf(f, a...)) }
+func (l *logger) Errorf(f string, a ...any) { l.log("error", fmt.Sprintf(f, a...)) }
+func (l *logger) Debugf(f string, a ...any) { l.log("debug", fmt.Sprintf(f, a...)) }
+
+// Report renders one build event.
+func (l *logger) Report(e builder.Event) {
+	switch e.Kind {
+	case builder.EventStageStart:
+		name := ""
+		if e.StageName != "" {
+			name = " (" + e.StageName + ")"
+		}
+		l.Infof("Stage %d%s: %s", e.Stage, name, e.Instruction)
+	case builder.EventPull:
+		l.Infof("Resolved base image %s (%s)", e.Message, round(e.Duration))
+	case builder.EventExtract:
+		l.Infof("Unpacked base image into the root (%s)", round(e.Duration))
+	case builder.EventStep:
+		l.Infof("[%d/%d] %s", e.Step, e.Steps, e.Instruction)
+	case builder.EventStepDone:
+		l.Debugf("[%d/%d] done in %s", e.Step, e.Steps, round(e.Duration))
+		if e.Duration > 100*time.Millisecond {
+			l.Infof("[%d/%d] took %s", e.Step, e.Steps, round(e.Duration))
+		}
+	case builder.EventSnapshot:
+		l.Infof("Snapshot: %s (%s)", e.Message, round(e.Duration))
+	case builder.EventWarning:
+		l.Warnf("%s", e.Message)
+	case builder.EventStageDone:
+		l.Infof("Stage %d done in %s", e.Stage, round(e.Duration))
+	case builder.EventBuildDone:
+		l.Infof("Build done in %s", round(e.Duration))
+	case builder.EventProgress:
+		l.Debugf("%s: %d/%d bytes", e.Message, e.Done, e.Total)
+	default:
+		if e.Message != "" {
+			l.Infof("%s", e.Message)
+		}
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}

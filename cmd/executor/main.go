@@ -1,0 +1,288 @@
+// Command executor builds a Dockerfile into an image and pushes it, as a drop-in for Kaniko's
+// /kaniko/executor: same flags, same defaults, same file locations. It builds into "/" of the
+// container it runs in, so outside a container it refuses to start unless --force is given.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/builder"
+	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/registry"
+	"github.com/kilnbuild/kiln/snapshot"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	var c config
+	fs := newFlagSet(&c)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		fmt.Fprintf(stderr, "Usage of executor:\n%s", fs.FlagUsages())
+		return 2
+	}
+	log, err := newLogger(stderr, c.logFormat, c.verbosity, c.logTimestamp)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 2
+	}
+	if err := c.validate(); err != nil {
+		log.Errorf("%v", err)
+		return 2
+	}
+	if !c.force {
+		if err := checkPodLike(c.kanikoDir); err != nil {
+			log.Errorf("%v", err)
+			return 1
+		}
+	}
+	if os.Getenv("DOCKER_CONFIG") == "" {
+		// Kaniko's image sets this; honour the same credentials location when run elsewhere.
+		os.Setenv("DOCKER_CONFIG", filepath.Join(c.kanikoDir, ".docker"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := execute(ctx, &c, log, stdout); err != nil {
+		if ctx.Err() != nil {
+			log.Errorf("build interrupted: %v (nothing was pushed)", err)
+		} else {
+			log.Errorf("%v", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) error {
+	warnUnimplemented(c, log)
+	contextDir, err := resolveContext(c.context, c.contextSubPath)
+	if err != nil {
+		return err
+	}
+	dfPath, err := resolveDockerfile(c.dockerfile, contextDir)
+	if err != nil {
+		return err
+	}
+	src, err := dockerfile.FromFile(dfPath)
+	if err != nil {
+		return err
+	}
+	buildArgs, err := dockerfile.ParseBuildArgs(c.buildArgs, os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("--build-arg: %w", err)
+	}
+	pullOpts, pushOpts := registryOptions(c)
+	if !c.noPush && !c.skipPushPermissionCheck && len(c.destinations) > 0 {
+		if err := registry.CheckPushAccess(ctx, c.destinations, pushOpts...); err != nil {
+			return err
+		}
+	}
+	opts := []builder.Option{
+		builder.WithPodRoot(c.kanikoDir),
+		builder.WithContextDir(contextDir),
+		builder.WithBuildArgs(buildArgs),
+		builder.WithTarget(c.target),
+		builder.WithPullOptions(pullOpts...),
+		builder.WithReporter(log),
+		builder.WithOutput(stdout),
+		builder.WithIgnorePaths(c.ignorePaths...),
+		builder.WithIgnoreVarRun(c.ignoreVarRun),
+		builder.WithSingleSnapshot(c.singleSnapshot),
+		builder.WithReproducible(c.reproducible),
+		builder.WithSnapshotMode(c.snapshotMode),
+		builder.WithCompression(snapshot.Compression{Algorithm: c.compression, Level: compressionLevel(c.compressionLevel)}),
+		builder.WithCleanup(c.cleanup),
+		builder.WithForceBuildMetadata(c.forceBuildMetadata),
+	}
+	if c.customPlatform != "" {
+		p, err := dockerfile.ParsePlatform(c.customPlatform)
+		if err != nil {
+			return fmt.Errorf("--custom-platform: %w", err)
+		}
+		opts = append(opts, builder.WithPlatform(p))
+	}
+	if len(c.labels) > 0 {
+		labels := map[string]string{}
+		for _, l := range c.labels {
+			k, v, _ := strings.Cut(l, "=")
+			labels[k] = v
+		}
+		opts = append(opts, builder.WithLabels(labels))
+	}
+	img, err := builder.Build(ctx, src, opts...)
+	if err != nil {
+		return err
+	}
+	return writeOutputs(ctx, c, img, pushOpts, log)
+}
+
+func compressionLevel(l int) int {
+	if l < 0 {
+		return 0
+	}
+	return l
+}
+
+// writeOutputs writes the tarball and OCI layout, pushes, and writes the digest files.
+func writeOutputs(ctx context.Context, c *config, img v1.Image, pushOpts []registry.Option, log *logger) error {
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	if c.tarPath != "" {
+		if err := registry.WriteTarball(c.tarPath, img, c.destinations); err != nil {
+			return fmt.Errorf("--tar-path %s: %w", c.tarPath, err)
+		}
+		log.Infof("Wrote image tarball %s", c.tarPath)
+	}
+	if c.ociLayoutPath != "" {
+		ref := layoutRefName(c.destinations)
+		if err := registry.WriteOCILayout(c.ociLayoutPath, img, ref); err != nil {
+			return fmt.Errorf("--oci-layout-path %s: %w", c.ociLayoutPath, err)
+		}
+		log.Infof("Wrote OCI layout %s", c.ociLayoutPath)
+	}
+	if c.noPush {
+		log.Infof("Skipping push (--no-push); image digest %s", digest)
+	} else if len(c.destinations) > 0 {
+		start := time.Now()
+		pushed, err := registry.Push(ctx, img, c.destinations, pushOpts...)
+		if err != nil {
+			return err
+		}
+		digest = pushed
+		log.Infof("Pushed %s to %s (%s)", digest, strings.Join(c.destinations, ", "), round(time.Since(start)))
+	}
+	if c.digestFile != "" {
+		if err := registry.WriteDigestFile(c.digestFile, digest); err != nil {
+			return fmt.Errorf("--digest-file: %w", err)
+		}
+	}
+	if c.imageNameDigestFile != "" {
+		if err := registry.WriteImageNameWithDigestFile(c.imageNameDigestFile, c.destinations, digest); err != nil {
+			return fmt.Errorf("--image-name-with-digest-file: %w", err)
+		}
+	}
+	if c.imageNameTagDigestFile != "" {
+		if err := registry.WriteImageNameTagWithDigestFile(c.imageNameTagDigestFile, c.destinations, digest); err != nil {
+			return fmt.Errorf("--image-name-tag-with-digest-file: %w", err)
+		}
+	}
+	return nil
+}
+
+// resolveContext turns --context into a local directory. Only directories are supported so far.
+func resolveContext(ctxFlag, subPath string) (string, error) {
+	dir := ctxFlag
+	switch {
+	case strings.HasPrefix(dir, "dir://"):
+		dir = strings.TrimPrefix(dir, "dir://")
+	case strings.Contains(dir, "://"):
+		scheme, _, _ := strings.Cut(dir, "://")
+		return "", fmt.Errorf("--context=%s: context kind %q is not supported in this build", ctxFlag, scheme)
+	}
+	if subPath != "" {
+		dir = filepath.Join(dir, subPath)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("--context=%s: %w", ctxFlag, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("--context=%s: %s is not a directory", ctxFlag, dir)
+	}
+	return filepath.Abs(dir)
+}
+
+// resolveDockerfile finds --dockerfile as given, or relative to the context as Kaniko does.
+func resolveDockerfile(path, contextDir string) (string, error) {
+	if _, err := os.Stat(path); err == nil {
+		return filepath.Abs(path)
+	}
+	if !filepath.IsAbs(path) {
+		p := filepath.Join(contextDir, path)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		return "", fmt.Errorf("--dockerfile: no Dockerfile at %s (nor at %s in the context)", path, p)
+	}
+	return "", fmt.Errorf("--dockerfile: no Dockerfile at %s", path)
+}
+
+// registryOptions maps the TLS and insecure flags onto pull and push option sets.
+func registryOptions(c *config) (pull, push []registry.Option) {
+	common := []registry.Option{registry.WithUserAgent("kiln-executor")}
+	if len(c.insecureRegistries) > 0 {
+		common = append(common, registry.WithInsecure(c.insecureRegistries...))
+	}
+	if len(c.skipTLSRegistries) > 0 {
+		common = append(common, registry.WithSkipTLSVerify(c.skipTLSRegistries...))
+	}
+	pull = append(append([]registry.Option{}, common...),
+		registry.WithInsecureAll(c.insecurePull), registry.WithSkipTLSVerifyAll(c.skipTLSVerifyPull),
+		registry.WithRetries(c.imageDownloadRetry))
+	push = append(append([]registry.Option{}, common...),
+		registry.WithInsecureAll(c.insecure), registry.WithSkipTLSVerifyAll(c.skipTLSVerify),
+		registry.WithRetries(c.pushRetry))
+	return pull, push
+}
+
+// warnUnimplemented names the accepted flags whose feature is not built yet.
+func warnUnimplemented(c *config, log *logger) {
+	var names []string
+	if c.cache {
+		names = append(names, "--cache")
+	}
+	if len(c.registryMirrors) > 0 {
+		names = append(names, "--registry-mirror")
+	}
+	if len(c.registryMaps) > 0 {
+		names = append(names, "--registry-map")
+	}
+	if len(c.registryCertificates) > 0 || len(c.registryClientCerts) > 0 {
+		names = append(names, "--registry-certificate/--registry-client-cert")
+	}
+	if c.git != "" {
+		names = append(names, "--git")
+	}
+	if len(names) > 0 {
+		log.Warnf("not implemented yet, ignored: %s", strings.Join(names, ", "))
+	}
+}
+
+// layoutRefName is the tag the OCI layout's index names the image by (its
+// org.opencontainers.image.ref.name): the first destination's tag, as skopeo and umoci expect a
+// plain tag there.
+func layoutRefName(destinations []string) string {
+	if len(destinations) == 0 {
+		return "latest"
+	}
+	ref, err := name.ParseReference(destinations[0])
+	if err != nil {
+		return "latest"
+	}
+	if tag, ok := ref.(name.Tag); ok {
+		return tag.TagStr()
+	}
+	return "latest"
+}

@@ -1,0 +1,106 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// runPod runs s directly in this process's root (pod mode), in a process
+// group of its own that is killed when the command exits or ctx ends.
+func runPod(ctx context.Context, s Spec) (err error) {
+	dir := cleanImagePath(s.Dir)
+	if err := ensureWorkdir("/", dir, s.UID, s.GID); err != nil {
+		return err
+	}
+	sc := newScratch("/")
+	defer func() {
+		if uerr := sc.undo(); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+	}()
+	if err := providePodFiles(sc, s.Files); err != nil {
+		return err
+	}
+	sc.seal()
+
+	argv0, err := lookPath(s.Args[0], s.Env)
+	if err != nil {
+		return err
+	}
+	streams, err := newStdio(s.Stdin, s.Stdout, s.Stderr)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, argv0)
+	cmd.Args = s.Args
+	cmd.Env = s.Env
+	cmd.Dir = dir
+	streams.attach(cmd)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: podCredential(s)}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	err = cmd.Start()
+	streams.close()
+	if err != nil {
+		streams.wait()
+		return fmt.Errorf("start %s: %w", s.Args[0], err)
+	}
+	waitErr := cmd.Wait()
+	// Background processes of the command die with it, as in Kaniko; only
+	// then can the output pipes they hold reach EOF.
+	_ = killGroup(cmd.Process.Pid)
+	streams.wait()
+
+	if ctx.Err() != nil {
+		return fmt.Errorf("run %s: %w", s.Args[0], ctx.Err())
+	}
+	return exitError(waitErr)
+}
+
+// killGroup kills the process group led by pid; a group already gone is fine.
+func killGroup(pid int) error {
+	if err := unix.Kill(-pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		return err
+	}
+	return nil
+}
+
+// podCredential returns the credentials to switch to, or nil when the
+// process already has them (so pod mode works unprivileged for the
+// current user).
+func podCredential(s Spec) *syscall.Credential {
+	if uint32(os.Getuid()) == s.UID && uint32(os.Getgid()) == s.GID && len(s.Groups) == 0 && os.Getuid() != 0 {
+		return nil
+	}
+	return &syscall.Credential{Uid: s.UID, Gid: s.GID, Groups: slices.Clone(s.Groups)}
+}
+
+// providePodFiles writes s.Files at their paths for the run. Without a
+// private mount namespace an existing file cannot be shadowed, so one is
+// an error rather than being overwritten.
+func providePodFiles(sc *scratch, files []File) error {
+	for _, f := range files {
+		p := cleanImagePath(f.Path)
+		host, err := sc.resolve(p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(host); err == nil {
+			return fmt.Errorf("cannot provide %s: it already exists and pod mode cannot shadow it", p)
+		}
+		host, err = sc.ensureKind(p, false, kindOwnedFile)
+		if err != nil {
+			return err
+		}
+		if err := writeFileMode(host, f.Data, f.Mode.Perm()); err != nil {
+			return fmt.Errorf("provide %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package runner
+
+import (
+	"io"
+	"os"
+	"strconv"
+)
+
+// Spec describes one process to run inside an image root.
+type Spec struct {
+	// Root is the host path of the image root. "/" selects pod mode: the
+	// process runs directly in this process's root, without chroot and
+	// without new namespaces.
+	Root string
+	// Args is the argv. An Args[0] without "/" is looked up in the PATH
+	// found in Env, resolved inside the root.
+	Args []string
+	// Env is the complete environment of the process.
+	Env []string
+	// Dir is the working directory as an image path. It is created (mode
+	// 0755, owned by UID:GID) if missing, as Docker does. Empty means "/".
+	Dir string
+	// UID and GID are the credentials the process runs with.
+	UID, GID uint32
+	// Groups are the supplementary group ids of the process.
+	Groups []uint32
+	// Stdin, Stdout and Stderr are the process's standard streams; nil
+	// means the null device.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Hostname is the host name seen by the process in directory mode
+	// (which gets its own uts namespace). Empty means "kiln".
+	Hostname string
+	// Files are provided at image paths for the duration of the run only
+	// (for example heredoc scripts at /dev/pipes/EOF); none of them
+	// remains in the root afterwards.
+	Files []File
+}
+
+// File is a file provided to a run at an image path.
+type File struct {
+	// Path is the absolute image path of the file.
+	Path string
+	// Data is the file's content.
+	Data []byte
+	// Mode holds the file's permission bits.
+	Mode os.FileMode
+}
+
+// ExitError reports a command that ran but exited with a non-zero status.
+// A command killed by signal N reports Code 128+N, as a shell does.
+type ExitError struct {
+	// Code is the exit status of the command.
+	Code int
+}
+
+// Error returns "exit status N".
+func (e *ExitError) Error() string { return "exit status " + strconv.Itoa(e.Code) }
+
+// defaultPath is the PATH used for lookups when Env has none (Docker's).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultHostname is the host name of directory-mode runs without one.
+const defaultHostname = "kiln"

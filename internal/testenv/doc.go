@@ -1,0 +1,16 @@
+// Package testenv starts the real services that Kiln's integration tests run
+// against and reads their results independently of Kiln's own code.
+//
+// Everything runs on this machine as root, bound to 127.0.0.1 on free ports,
+// with its state under t.TempDir() (or /var/tmp/kiln-test for slow, shareable
+// caches) and is torn down through the testing.TB it was given:
+//
+//   - StartRegistry runs Debian's docker-registry (plain, htpasswd, TLS).
+//   - PushBusybox, PushDebian and PushImageFromDir make base images in-process.
+//   - RunPod runs a binary the way a Kaniko build pod does: a throwaway root,
+//     its own mount and pid namespaces, the context at /workspace.
+//   - ExportImage, Config, SkopeoInspect and UmociUnpack read pushed images.
+//
+// Helpers skip the test (saying which tool or capability is missing) only when
+// the machine cannot run them; every other problem fails the test.
+package testenv

@@ -1,0 +1,131 @@
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// errDigestDestination rejects "repo@sha256:..." as a push destination.
+var errDigestDestination = errors.New("destination is a digest; push needs a tag (repo[:tag])")
+
+// Error is a failed registry operation on one reference. Its message names
+// the operation, the reference and the registry's answer, e.g.
+// "pull localhost:5000/nope:1: MANIFEST_UNKNOWN: manifest unknown".
+type Error struct {
+	Op  string // "pull", "push" or "check push access"
+	Ref string // the reference as the user wrote it
+	Err error  // the underlying error; a *transport.Error when the registry answered
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Op + " " + e.Ref + ": " + describe(e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// annotated is an error whose message is already written for users; describe
+// prints it as is, while errors.As still reaches the cause.
+type annotated struct {
+	msg string
+	err error
+}
+
+func (a *annotated) Error() string { return a.msg }
+func (a *annotated) Unwrap() error { return a.err }
+
+// annotate prefixes the description of err with a formatted context.
+func annotate(err error, format string, args ...any) error {
+	return &annotated{msg: fmt.Sprintf(format, args...) + ": " + describe(err), err: err}
+}
+
+// describe renders err as the registry's answer when there is one, without
+// repeating the request URL that transport.Error puts in front.
+func describe(err error) string {
+	if a, ok := err.(*annotated); ok {
+		return a.msg
+	}
+	if je, ok := err.(interface{ Unwrap() []error }); ok {
+		var parts []string
+		for _, e := range je.Unwrap() {
+			parts = append(parts, describe(e))
+		}
+		return strings.Join(parts, "; ")
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		if len(te.Errors) == 0 {
+			return fmt.Sprintf("HTTP %d %s", te.StatusCode, http.StatusText(te.StatusCode))
+		}
+		parts := make([]string, 0, len(te.Errors))
+		for _, d := range te.Errors {
+			parts = append(parts, string(d.Code)+": "+d.Message)
+		}
+		return strings.Join(parts, "; ")
+	}
+	return err.Error()
+}
+
+// reason classifies why access to a registry failed, in the words a user
+// searches for: unauthorized, denied, not found, TLS, connection refused.
+func reason(err error) string {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
+			return "unauthorized"
+		case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
+			return "denied"
+		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.NameUnknownErrorCode):
+			return "not found"
+		}
+		return fmt.Sprintf("HTTP %d", te.StatusCode)
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verifyErr), errors.As(err, &recordErr):
+		return "TLS"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	}
+	return "error"
+}
+
+func hasCode(te *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// immutableTagMessages are the registries' words for "this tag cannot be
+// overwritten" (Artifact Registry, ECR), as Kaniko recognises them.
+var immutableTagMessages = []string{
+	"The repository has enabled tag immutability",
+	"cannot be overwritten because the repository is immutable",
+}
+
+func isImmutableTagError(err error) bool {
+	msg := err.Error()
+	for _, m := range immutableTagMessages {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,14 @@
+#!/bin/bash
+# Installs what the tests and the demo need on a fresh Debian machine (as root, idempotent):
+# Debian's docker-registry (the real registry the tests start), busybox-static (base images),
+# debootstrap (a Debian base where a test needs apt or bash), skopeo and umoci (independent
+# readers of what we build), util-linux (unshare, for the pod sandbox).
+set -euo pipefail
+pkgs="docker-registry busybox-static debootstrap skopeo umoci util-linux ca-certificates"
+need=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
+if [ -n "$need" ]; then
+  echo "installing:$need"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi

@@ -1,0 +1,370 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// Extract applies an uncompressed layer tar to root: regular files, dirs, symlinks (never
+// followed out of the root), hardlinks, devices, fifos, modes incl. setuid/setgid/sticky,
+// uid/gid, xattrs, mtimes; ".wh.<name>" deletes <name>; ".wh..wh..opq" empties the directory
+// of what lower layers put there; a file replaced by a dir (or the reverse) round-trips.
+// Paths with ".." escaping the root are rejected. Ignored paths are left untouched.
+func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Option) error {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	o := buildOptions(opts)
+	e := &extractor{
+		root:     filepath.Clean(abs),
+		opts:     &o,
+		written:  map[string]bool{},
+		resolved: map[string]string{},
+		buf:      make([]byte, copyBufferSize),
+	}
+	e.remover = &remover{ignored: e.ignored, keep: func(p string) bool { return e.written[p] }}
+	tr := tar.NewReader(bufio.NewReaderSize(tarStream, copyBufferSize))
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading layer tar: %w", err)
+		}
+		if err := e.apply(hdr, tr); err != nil {
+			return fmt.Errorf("extracting %q: %w", hdr.Name, err)
+		}
+	}
+	return e.finishDirs()
+}
+
+// errIgnoredPath stops extraction of an entry whose directory resolves into an ignored path.
+var errIgnoredPath = errors.New("path is ignored")
+
+// extractor holds the state of one layer's extraction.
+type extractor struct {
+	root    string
+	opts    *options
+	remover *remover
+	// written holds the image paths this layer created; whiteouts never remove them.
+	written map[string]bool
+	// resolved caches secure resolutions of directory image paths to host paths; cleared
+	// whenever a symlink appears or something is removed.
+	resolved map[string]string
+	dirs     []dirMeta
+	buf      []byte
+}
+
+// dirMeta is applied after all entries, since writing children changes a directory's mtime.
+type dirMeta struct {
+	host         string
+	mode         uint32
+	atime, mtime time.Time
+}
+
+func (e *extractor) ignored(p string) bool { return e.opts.ignoredTree(p) }
+
+// imagePathOf maps a host path under root back to its image path.
+func (e *extractor) imagePathOf(host string) string {
+	if e.root == "/" {
+		return host
+	}
+	rel := strings.TrimPrefix(host, e.root)
+	if rel == "" {
+		return "/"
+	}
+	return rel
+}
+
+// resolveDir securely resolves a directory image path to a host path inside root (symlinks in
+// it are resolved as if root were "/"). The result may not exist yet.
+func (e *extractor) resolveDir(img string) (string, error) {
+	if img == "/" {
+		return e.root, nil
+	}
+	if h, ok := e.resolved[img]; ok {
+		return h, nil
+	}
+	h, err := securejoin.SecureJoin(e.root, img)
+	if err != nil {
+		return "", err
+	}
+	e.resolved[img] = h
+	return h, nil
+}
+
+// ensureDir resolves a directory image path and creates what is missing of it.
+func (e *extractor) ensureDir(img string) (string, error) {
+	host, err := e.resolveDir(img)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(host)
+	switch {
+	case err == nil && fi.IsDir():
+		return host, nil
+	case err == nil:
+		return "", fmt.Errorf("parent %s is not a directory", img)
+	case !errors.Is(err, os.ErrNotExist):
+		return "", err
+	case img == "/":
+		return host, os.MkdirAll(host, 0o755) // a missing root is created, as tar -C would not
+	}
+	if e.ignored(e.imagePathOf(host)) {
+		return "", errIgnoredPath
+	}
+	if resolved := e.imagePathOf(host); resolved != img {
+		// img leads through a symlink: create the directories the symlink points at.
+		return e.ensureDir(resolved)
+	}
+	if _, err := e.ensureDir(parentPath(img)); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	return host, nil
+}
+
+// target resolves where an entry named by image path img lands: its parent is resolved
+// securely, its last component is never followed.
+func (e *extractor) target(img string, create bool) (host, resolvedImg string, err error) {
+	var dir string
+	if create {
+		dir, err = e.ensureDir(parentPath(img))
+	} else {
+		dir, err = e.resolveDir(parentPath(img))
+	}
+	if err != nil {
+		return "", "", err
+	}
+	host = joinHost(dir, path.Base(img))
+	return host, e.imagePathOf(host), nil
+}
+
+func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
+	img, ok := cleanImagePath(hdr.Name)
+	if !ok {
+		return fmt.Errorf("entry escapes the root with \"..\"")
+	}
+	if img == "/" || e.ignored(img) {
+		return nil
+	}
+	dir, base := parentPath(img), path.Base(img)
+	if base == opaqueMarker {
+		return e.opaque(dir)
+	}
+	if name, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
+		return e.whiteout(childPath(dir, name))
+	}
+	host, resolvedImg, err := e.target(img, true)
+	if errors.Is(err, errIgnoredPath) {
+		return nil // its directory leads into an ignored path
+	}
+	if err != nil {
+		return err
+	}
+	if e.ignored(resolvedImg) {
+		return nil // reached through a symlink into an ignored path
+	}
+	if err := e.replaceExisting(host, resolvedImg, hdr.Typeflag == tar.TypeDir); err != nil {
+		return err
+	}
+	e.written[img] = true
+	e.written[resolvedImg] = true
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(host, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	case tar.TypeReg, tar.TypeRegA:
+		if err := e.writeFile(host, content); err != nil {
+			return err
+		}
+	case tar.TypeSymlink:
+		clear(e.resolved)
+		if err := os.Symlink(hdr.Linkname, host); err != nil {
+			return err
+		}
+	case tar.TypeLink:
+		return e.hardlink(host, hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 0o7777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknod(host, mode, int(dev)); err != nil {
+			return &os.PathError{Op: "mknod", Path: host, Err: err}
+		}
+	default:
+		return nil // pax globals, GNU extensions and the like carry no file
+	}
+	return e.setMetadata(host, hdr)
+}
+
+// replaceExisting removes what is at host unless it is a directory and a directory is wanted.
+func (e *extractor) replaceExisting(host, img string, wantDir bool) error {
+	fi, err := os.Lstat(host)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if wantDir && fi.IsDir() {
+		return nil
+	}
+	clear(e.resolved)
+	kept, err := e.remover.removeTree(img, host)
+	if err != nil {
+		return err
+	}
+	if kept {
+		return fmt.Errorf("cannot replace directory %s: it holds ignored or already extracted paths", img)
+	}
+	return nil
+}
+
+// writerOnly hides os.File's ReadFrom so io.CopyBuffer uses our large buffer.
+type writerOnly struct{ io.Writer }
+
+func (e *extractor) writeFile(host string, content io.Reader) error {
+	f, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(writerOnly{f}, content, e.buf); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", host, err)
+	}
+	return f.Close()
+}
+
+func (e *extractor) hardlink(host, linkname string) error {
+	img, ok := cleanImagePath(linkname)
+	if !ok {
+		return fmt.Errorf("hardlink target %q escapes the root", linkname)
+	}
+	targetHost, resolvedImg, err := e.target(img, false)
+	if err != nil {
+		return err
+	}
+	if e.ignored(resolvedImg) {
+		return fmt.Errorf("hardlink target %q is an ignored path", linkname)
+	}
+	if err := os.Link(targetHost, host); err != nil {
+		return err
+	}
+	return nil
+}
+
+// setMetadata applies owner, mode (after owner, so setuid survives), xattrs and times.
+func (e *extractor) setMetadata(host string, hdr *tar.Header) error {
+	if err := unix.Lchown(host, hdr.Uid, hdr.Gid); err != nil {
+		return &os.PathError{Op: "lchown", Path: host, Err: err}
+	}
+	if err := writeXattrs(host, hdr.PAXRecords); err != nil {
+		return err
+	}
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	mode := uint32(hdr.Mode & 0o7777)
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		e.dirs = append(e.dirs, dirMeta{host: host, mode: mode, atime: atime, mtime: hdr.ModTime})
+		return nil
+	case tar.TypeSymlink:
+	default:
+		if err := unix.Chmod(host, mode); err != nil {
+			return &os.PathError{Op: "chmod", Path: host, Err: err}
+		}
+	}
+	return setTimes(host, atime, hdr.ModTime)
+}
+
+func setTimes(host string, atime, mtime time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, host, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimes", Path: host, Err: err}
+	}
+	return nil
+}
+
+// finishDirs sets directory modes and times once their content is in place.
+func (e *extractor) finishDirs() error {
+	for i := len(e.dirs) - 1; i >= 0; i-- {
+		d := e.dirs[i]
+		if err := unix.Chmod(d.host, d.mode); err != nil {
+			return &os.PathError{Op: "chmod", Path: d.host, Err: err}
+		}
+		if err := setTimes(d.host, d.atime, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// whiteout deletes an image path that lower layers created.
+func (e *extractor) whiteout(img string) error {
+	if e.ignored(img) || e.written[img] {
+		return nil
+	}
+	host, resolvedImg, err := e.target(img, false)
+	if err != nil {
+		return err
+	}
+	if e.ignored(resolvedImg) || e.written[resolvedImg] {
+		return nil
+	}
+	clear(e.resolved)
+	_, err = e.remover.removeTree(resolvedImg, host)
+	return err
+}
+
+// opaque empties a directory of everything this layer did not write.
+func (e *extractor) opaque(dir string) error {
+	host, err := e.resolveDir(dir)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(host)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("opaque marker in %s, which is not a directory", dir)
+	}
+	clear(e.resolved)
+	_, err = e.remover.emptyDir(e.imagePathOf(host), host)
+	return err
+}
