@@ -229,24 +229,6 @@ func resolveDockerfile(path, contextDir string) (string, error) {
 	return "", fmt.Errorf("--dockerfile: no Dockerfile at %s", path)
 }
 
-// registryOptions maps the TLS and insecure flags onto pull and push option sets.
-func registryOptions(c *config) (pull, push []registry.Option) {
-	common := []registry.Option{registry.WithUserAgent("kiln-executor")}
-	if len(c.insecureRegistries) > 0 {
-		common = append(common, registry.WithInsecure(c.insecureRegistries...))
-	}
-	if len(c.skipTLSRegistries) > 0 {
-		common = append(common, registry.WithSkipTLSVerify(c.skipTLSRegistries...))
-	}
-	pull = append(append([]registry.Option{}, common...),
-		registry.WithInsecureAll(c.insecurePull), registry.WithSkipTLSVerifyAll(c.skipTLSVerifyPull),
-		registry.WithRetries(c.imageDownloadRetry))
-	push = append(append([]registry.Option{}, common...),
-		registry.WithInsecureAll(c.insecure), registry.WithSkipTLSVerifyAll(c.skipTLSVerify),
-		registry.WithRetries(c.pushRetry))
-	return pull, push
-}
-
 // warnUnimplemented names the accepted flags whose feature is not built yet.
 func warnUnimplemented(c *config, log *logger) {
 	var names []string
