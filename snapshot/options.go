@@ -40,7 +40,8 @@ func WithReproducible(on bool) Option {
 	return func(o *options) { o.reproducible = on }
 }
 
-// WithLayerDir sets the directory layer files are written to (default os.TempDir()).
+// WithLayerDir sets the directory layer files are written to (default os.TempDir()). The
+// directory must exist; Take does not create it.
 func WithLayerDir(dir string) Option {
 	return func(o *options) { o.layerDir = dir }
 }

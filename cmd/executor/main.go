@@ -91,7 +91,10 @@ func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--build-arg: %w", err)
 	}
-	pullOpts, pushOpts := registryOptions(c)
+	pullOpts, pushOpts, err := registryOptions(c, os.LookupEnv)
+	if err != nil {
+		return err
+	}
 	if !c.noPush && !c.skipPushPermissionCheck && len(c.destinations) > 0 {
 		if err := registry.CheckPushAccess(ctx, c.destinations, pushOpts...); err != nil {
 			return err
@@ -234,15 +237,6 @@ func warnUnimplemented(c *config, log *logger) {
 	var names []string
 	if c.cache {
 		names = append(names, "--cache")
-	}
-	if len(c.registryMirrors) > 0 {
-		names = append(names, "--registry-mirror")
-	}
-	if len(c.registryMaps) > 0 {
-		names = append(names, "--registry-map")
-	}
-	if len(c.registryCertificates) > 0 || len(c.registryClientCerts) > 0 {
-		names = append(names, "--registry-certificate/--registry-client-cert")
 	}
 	if c.git != "" {
 		names = append(names, "--git")
