@@ -192,19 +192,6 @@ func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) erro
 	return nil
 }
 
-func extractLayer(ctx context.Context, l v1.Layer, dir string, ignore snapshot.IgnoreFunc) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	var opts []snapshot.Option
-	if ignore != nil {
-		opts = append(opts, snapshot.WithIgnore(ignore))
-	}
-	return snapshot.Extract(ctx, dir, rc, opts...)
-}
-
 // afterStage decides what happens to the root's filesystem once stage idx is done: kept for the
 // next stage built on it, moved aside for later COPY --from, or cleared by the next stage.
 func (b *build) afterStage(idx int, rest []int) error {
