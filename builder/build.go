@@ -126,7 +126,7 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 	}
 	b.snap = snapshot.New(b.root,
 		snapshot.WithIgnore(b.ignore.Ignored),
-		snapshot.WithCompression(b.o.compression),
+		snapshot.WithCompression(layerCompression(b.o.compression)),
 		snapshot.WithReproducible(b.o.reproducible),
 		snapshot.WithLayerDir(filepath.Join(b.workDir, "layers")))
 
@@ -191,4 +191,17 @@ func (b *build) prepareDirs() error {
 
 func (b *build) warn(format string, args ...any) {
 	b.o.reporter.Report(Event{Kind: EventWarning, Time: time.Now(), Message: fmt.Sprintf(format, args...)})
+}
+
+// layerCompression fills in the defaults: gzip at BestSpeed, which is what Kaniko writes (its
+// layers go through go-containerregistry's tarball package, whose default level that is) and
+// what keeps compressing an incompressible 70 MB binary cheap.
+func layerCompression(c snapshot.Compression) snapshot.Compression {
+	if c.Algorithm == "" {
+		c.Algorithm = "gzip"
+	}
+	if c.Level <= 0 && c.Algorithm == "gzip" {
+		c.Level = 1
+	}
+	return c
 }

@@ -13,6 +13,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/copier"
 	"github.com/kilnbuild/kiln/internal/users"
 	"github.com/kilnbuild/kiln/registry"
@@ -38,6 +39,9 @@ func (b *build) copyCommand(ctx context.Context, s *stageState, c *instructions.
 			req.UID, req.GID = -1, -1 // files from another stage or image keep their owners
 		}
 	}
+	if err := withExcludes(&req, c.ExcludePatterns); err != nil {
+		return nil, err
+	}
 	return b.doCopy(ctx, s, c.SourcesAndDest, req, func(r copier.Request) ([]string, error) { return copier.Copy(ctx, r) })
 }
 
@@ -45,6 +49,9 @@ func (b *build) copyCommand(ctx context.Context, s *stageState, c *instructions.
 func (b *build) addCommand(ctx context.Context, s *stageState, c *instructions.AddCommand) ([]string, error) {
 	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod)
 	if err != nil {
+		return nil, err
+	}
+	if err := withExcludes(&req, c.ExcludePatterns); err != nil {
 		return nil, err
 	}
 	o := copier.AddOptions{Checksum: c.Checksum, Chown: c.Chown != ""}
@@ -84,6 +91,39 @@ func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown
 		req.Mode = &mode
 	}
 	return req, nil
+}
+
+// withExcludes adds COPY/ADD --exclude patterns to what the request skips.
+func withExcludes(req *copier.Request, patterns []string) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	ex, err := dockerfile.NewIgnore(patterns)
+	if err != nil {
+		return fmt.Errorf("--exclude: %w", err)
+	}
+	// Patterns are relative to the source being copied (BuildKit's rule); rel is relative to
+	// the context, so also try it with each plain source directory stripped off.
+	var bases []string
+	for _, src := range req.Sources {
+		src = strings.Trim(path.Clean("/"+src), "/")
+		if src != "" && !strings.ContainsAny(src, "*?[") {
+			bases = append(bases, src+"/")
+		}
+	}
+	prev := req.Exclude
+	req.Exclude = func(rel string) bool {
+		if (prev != nil && prev(rel)) || ex.Excluded(rel) {
+			return true
+		}
+		for _, b := range bases {
+			if r, ok := strings.CutPrefix(rel, b); ok && ex.Excluded(r) {
+				return true
+			}
+		}
+		return false
+	}
+	return nil
 }
 
 func unixSpecialBits(m uint64) os.FileMode {

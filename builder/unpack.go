@@ -8,9 +8,9 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/snapshot"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
-	"github.com/kilnbuild/kiln/snapshot"
 )
 
 // extractLayer unpacks one layer into dir. It reads the compressed stream itself so that gzip

@@ -55,8 +55,11 @@ EOF
 ADD archive.tar.gz /unpacked/
 ADD ` + srv.URL + `/remote.txt /downloads/
 RUN set -o | grep -q 'errexit.*on' && echo shell-ok > /shell.txt
+COPY --exclude=*.log logs/ /logs/
 `,
-		"trigger-file": "from the trigger\n",
+		"trigger-file":  "from the trigger\n",
+		"logs/keep.txt": "kept\n",
+		"logs/drop.log": "excluded\n",
 	})
 	writeTarGz(t, filepath.Join(ctx, "archive.tar.gz"), map[string]string{"a/one.txt": "one\n", "two.txt": "two\n"})
 	dest := reg.Ref("it/onbuild-child:1")
@@ -73,6 +76,7 @@ RUN set -o | grep -q 'errexit.*on' && echo shell-ok > /shell.txt
 		"unpacked/two.txt":     "two\n",
 		"downloads/remote.txt": "remote content\n",
 		"shell.txt":            "shell-ok\n",
+		"logs/keep.txt":        "kept\n",
 	} {
 		if got := string(file(t, fs, p).Content); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)
@@ -84,7 +88,7 @@ RUN set -o | grep -q 'errexit.*on' && echo shell-ok > /shell.txt
 	if e := file(t, fs, "copied-busybox"); e.Type != tar.TypeReg || e.Size < 100000 {
 		t.Errorf("COPY --from=<image>: %+v", e)
 	}
-	absent(t, fs, "unpacked/archive.tar.gz", "downloads/remote.txt/remote.txt")
+	absent(t, fs, "unpacked/archive.tar.gz", "downloads/remote.txt/remote.txt", "logs/drop.log")
 	if cf := testenv.Config(t, reg, dest); len(cf.Config.OnBuild) != 0 {
 		t.Errorf("ONBUILD triggers must not be inherited by the child: %q", cf.Config.OnBuild)
 	}
