@@ -13,13 +13,13 @@ const (
 	EventStep       EventKind = "step"        // an instruction starts (Instruction)
 	EventStepDone   EventKind = "step-done"   // an instruction finished (Duration, Layer info)
 	EventSnapshot   EventKind = "snapshot"    // a layer was written (Message: size and file count)
-	EventOutput     EventKind = "output"      // a line of RUN output (Message)
+	EventOutput     EventKind = "output"      // a line of RUN output (Message) when WithOutput is not set
 	EventWarning    EventKind = "warning"     // something the user should know (Message)
 	EventStageDone  EventKind = "stage-done"  // a stage finished (Duration)
 	EventBuildDone  EventKind = "build-done"  // the whole build finished (Duration)
 	EventCacheHit   EventKind = "cache-hit"   // reserved for the layer cache
 	EventCacheMiss  EventKind = "cache-miss"  // reserved for the layer cache
-	EventProgress   EventKind = "progress"    // bytes done of a long transfer (Done, Total)
+	EventProgress   EventKind = "progress"    // reserved: bytes done of a long transfer (Done, Total)
 )
 
 // Event is one thing a build reports. Fields that do not apply to a kind are zero.

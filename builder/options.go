@@ -2,7 +2,6 @@ package builder
 
 import (
 	"io"
-	"os"
 
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/registry"
@@ -25,7 +24,7 @@ type options struct {
 	labels             map[string]string
 	pull               []registry.Option
 	reporter           Reporter
-	output             io.Writer // RUN stdout/stderr
+	output             io.Writer // RUN stdout/stderr; nil: EventOutput per line
 	ignorePaths        []string
 	ignoreVarRun       bool
 	singleSnapshot     bool
@@ -43,7 +42,6 @@ func defaults() options {
 		kanikoDir:        "/kaniko",
 		contextDir:       ".",
 		reporter:         discard{},
-		output:           os.Stdout,
 		ignoreVarRun:     true,
 		snapshotMode:     "full",
 		skipUnusedStages: true,
@@ -104,7 +102,8 @@ func WithPullOptions(opts ...registry.Option) Option {
 // WithReporter sends the build's events to r.
 func WithReporter(r Reporter) Option { return func(o *options) { o.reporter = r } }
 
-// WithOutput sets where RUN output goes (default os.Stdout).
+// WithOutput sets where RUN output (stdout and stderr) goes. By default each line goes to the
+// Reporter as an EventOutput instead, so the library never prints on its own.
 func WithOutput(w io.Writer) Option { return func(o *options) { o.output = w } }
 
 // WithIgnorePaths adds image paths that are never snapshotted, deleted or overwritten (pod mode).

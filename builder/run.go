@@ -50,8 +50,15 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 	if dir == "" {
 		dir = "/"
 	}
+	out := b.o.output
+	if out == nil {
+		events := newOutputEvents(b.o.reporter, Event{Stage: s.index, StageName: s.name,
+			Instruction: sourceOf(c), Line: lineOf(c)})
+		defer events.flush()
+		out = events
+	}
 	spec := runner.Spec{Root: b.root, Args: argv, Env: env, Dir: dir, UID: id.UID, GID: id.GID,
-		Groups: id.Groups, Stdout: b.o.output, Stderr: b.o.output}
+		Groups: id.Groups, Stdout: out, Stderr: out}
 	if script != nil {
 		spec.Files = []runner.File{{Path: script.Path, Data: script.Data, Mode: 0o755}}
 	}

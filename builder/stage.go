@@ -183,13 +183,47 @@ func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) erro
 	if dir == b.root {
 		ignore = b.ignore.Ignored
 	}
-	for i, l := range layers {
-		if err := extractLayer(ctx, l, dir, ignore); err != nil {
-			d, _ := l.Digest()
-			return fmt.Errorf("unpacking layer %d (%s): %w", i+1, d, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetched := prefetch(ctx, layers, fetchDir(b.workDir))
+	defer cleanupFetched(fetched)
+	for i, f := range fetched {
+		start := time.Now()
+		if err := b.extractFetched(ctx, f, dir, ignore); err != nil {
+			d, _ := f.layer.Digest()
+			return fmt.Errorf("unpacking layer %d/%d (%s): %w", i+1, len(layers), d, err)
+		}
+		if f.path != "" {
+			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(i + 1), Total: int64(len(layers)),
+				Message: fmt.Sprintf("layer %d/%d %s: pulled %s in %s, unpacked in %s", i+1, len(layers),
+					shortDigest(f.layer), humanBytes(f.size), f.took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
+		}
+		if f.path != "" {
+			os.Remove(f.path)
 		}
 	}
 	return nil
+}
+
+func (b *build) extractFetched(ctx context.Context, f *fetchedLayer, dir string, ignore snapshot.IgnoreFunc) error {
+	rc, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return extractStream(ctx, rc, dir, ignore)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // afterStage decides what happens to the root's filesystem once stage idx is done: kept for the

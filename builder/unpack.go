@@ -7,21 +7,14 @@ import (
 	"fmt"
 	"io"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/snapshot"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
 
-// extractLayer unpacks one layer into dir. It reads the compressed stream itself so that gzip
-// is inflated by pgzip, which decompresses ahead on the other core while this goroutine
-// creates files: download, inflate and file creation overlap.
-func extractLayer(ctx context.Context, l v1.Layer, dir string, ignore snapshot.IgnoreFunc) error {
-	rc, err := l.Compressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
+// extractStream unpacks one layer's compressed blob into dir. gzip is inflated by pgzip, which
+// decompresses ahead on the other core while this goroutine creates files.
+func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapshot.IgnoreFunc) error {
 	tarStream, closeFn, err := decompress(rc)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -58,6 +59,9 @@ func describe(err error) string {
 		}
 		return strings.Join(parts, "; ")
 	}
+	if c := tlsCause(err); c != nil {
+		return c.Error() // not the HTTP fallback's answer (see reason)
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		if len(te.Errors) == 0 {
@@ -75,6 +79,12 @@ func describe(err error) string {
 // reason classifies why access to a registry failed, in the words a user
 // searches for: unauthorized, denied, not found, TLS, connection refused.
 func reason(err error) string {
+	// First: for loopback and private hosts go-containerregistry falls back to
+	// plain HTTP when HTTPS fails, and the TLS server's "400 Bad Request" to
+	// that fallback would hide the real cause.
+	if tlsCause(err) != nil {
+		return "TLS"
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
@@ -87,21 +97,40 @@ func reason(err error) string {
 		}
 		return fmt.Sprintf("HTTP %d", te.StatusCode)
 	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verifyErr *tls.CertificateVerificationError
-		recordErr tls.RecordHeaderError
-	)
+	var recordErr tls.RecordHeaderError // a plain-HTTP server answered HTTPS
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &verifyErr), errors.As(err, &recordErr):
+	case errors.As(err, &recordErr):
 		return "TLS"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	}
 	return "error"
+}
+
+// tlsCause returns the certificate or TLS alert error within err, if any: a
+// TLS server refused us, so its answer to a plain-HTTP retry is noise. A
+// RecordHeaderError is not one (the server speaks plain HTTP).
+func tlsCause(err error) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		opErr     *net.OpError
+	)
+	switch {
+	case errors.As(err, &verifyErr):
+		return verifyErr
+	case errors.As(err, &unknownCA):
+		return unknownCA
+	case errors.As(err, &hostname):
+		return hostname
+	case errors.As(err, &invalid):
+		return invalid
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		return opErr // a TLS alert from the server, e.g. "tls: certificate required"
+	}
+	return nil
 }
 
 func hasCode(te *transport.Error, code transport.ErrorCode) bool {

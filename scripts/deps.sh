@@ -4,7 +4,7 @@
 # debootstrap (a Debian base where a test needs apt or bash), skopeo and umoci (independent
 # readers of what we build), util-linux (unshare, for the pod sandbox).
 set -euo pipefail
-pkgs="docker-registry busybox-static debootstrap skopeo umoci util-linux ca-certificates"
+pkgs="docker-registry busybox-static debootstrap skopeo umoci util-linux ca-certificates git"
 need=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
 if [ -n "$need" ]; then

@@ -53,6 +53,13 @@ func lstatRecord(host string) (record, error) {
 		gid:   st.Gid,
 		nlink: uint64(st.Nlink),
 	}
+	if r.isDir() {
+		// A directory's ctime also moves when a RUN's mount points are created in it and removed
+		// again (the runner restores its mtime, but no one can restore a ctime). What matters for
+		// a directory, its entries, mode, owner and mtime, is compared without it; the one change
+		// this misses is an xattr-only change on a directory.
+		r.ctime = 0
+	}
 	if r.isSymlink() {
 		target, err := os.Readlink(host)
 		if err != nil {

@@ -43,14 +43,14 @@ type config struct {
 	pushRetry, imageDownloadRetry, imageFSExtractRetry        int
 	pushIgnoreImmutableTagErrors                              bool
 	skipPushPermissionCheck                                   bool
-	git                                                       string
+	git                                                       []string
 }
 
 func newFlagSet(c *config) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("executor", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.StringVarP(&c.dockerfile, "dockerfile", "f", "Dockerfile", "Path to the Dockerfile to build (relative paths are tried in the context too)")
-	fs.StringVarP(&c.context, "context", "c", "/workspace/", "Build context: a directory (dir:// or a plain path)")
+	fs.StringVarP(&c.context, "context", "c", "/workspace/", "Build context: a directory (dir://PATH or a plain path), tar://PATH or tar://stdin (tar.gz or tar), https://...tar.gz, or git://HOST/REPO[#REF[#COMMIT]]")
 	fs.StringVar(&c.contextSubPath, "context-sub-path", "", "Sub path within the given context")
 	fs.StringArrayVarP(&c.destinations, "destination", "d", nil, "Registry the final image is pushed to; repeat for several")
 	fs.BoolVar(&c.force, "force", false, "Build outside of a container (dangerous: the build takes over this machine's /)")
@@ -103,7 +103,7 @@ func newFlagSet(c *config) *pflag.FlagSet {
 	fs.IntVar(&c.imageFSExtractRetry, "image-fs-extract-retry", 0, "Retries for unpacking base images")
 	fs.BoolVar(&c.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a registry's immutable-tag refusal as success")
 	fs.BoolVar(&c.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check push access before building")
-	fs.StringVar(&c.git, "git", "", "Git options: branch=,single-branch=,recurse-submodules=,insecure-skip-tls=")
+	fs.StringArrayVar(&c.git, "git", nil, "Git context options, key=value (repeatable or comma-separated): branch=,single-branch=,recurse-submodules=,insecure-skip-tls=,depth=")
 	return fs
 }
 

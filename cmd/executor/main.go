@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) error {
 	warnUnimplemented(c, log)
-	contextDir, err := resolveContext(c.context, c.contextSubPath)
+	contextDir, err := prepareContext(ctx, c, os.Stdin, log)
 	if err != nil {
 		return err
 	}
@@ -139,6 +139,7 @@ func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) erro
 	return writeOutputs(ctx, c, img, pushOpts, log)
 }
 
+// compressionLevel maps Kaniko's -1 ("the default") to the builder's 0 ("the default").
 func compressionLevel(l int) int {
 	if l < 0 {
 		return 0
@@ -194,29 +195,6 @@ func writeOutputs(ctx context.Context, c *config, img v1.Image, pushOpts []regis
 	return nil
 }
 
-// resolveContext turns --context into a local directory. Only directories are supported so far.
-func resolveContext(ctxFlag, subPath string) (string, error) {
-	dir := ctxFlag
-	switch {
-	case strings.HasPrefix(dir, "dir://"):
-		dir = strings.TrimPrefix(dir, "dir://")
-	case strings.Contains(dir, "://"):
-		scheme, _, _ := strings.Cut(dir, "://")
-		return "", fmt.Errorf("--context=%s: context kind %q is not supported in this build", ctxFlag, scheme)
-	}
-	if subPath != "" {
-		dir = filepath.Join(dir, subPath)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return "", fmt.Errorf("--context=%s: %w", ctxFlag, err)
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("--context=%s: %s is not a directory", ctxFlag, dir)
-	}
-	return filepath.Abs(dir)
-}
-
 // resolveDockerfile finds --dockerfile as given, or relative to the context as Kaniko does.
 func resolveDockerfile(path, contextDir string) (string, error) {
 	if _, err := os.Stat(path); err == nil {
@@ -237,9 +215,6 @@ func warnUnimplemented(c *config, log *logger) {
 	var names []string
 	if c.cache {
 		names = append(names, "--cache")
-	}
-	if c.git != "" {
-		names = append(names, "--git")
 	}
 	if len(names) > 0 {
 		log.Warnf("not implemented yet, ignored: %s", strings.Join(names, ", "))

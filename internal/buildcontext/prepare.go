@@ -25,7 +25,7 @@ var azureBlobHosts = [...]string{".blob.core.windows.net", ".blob.core.chinaclou
 func Prepare(ctx context.Context, spec string, o Options) (string, error) {
 	dir, err := fetch(ctx, spec, o)
 	if err != nil {
-		return "", fmt.Errorf("--context=%s: %w", redact(spec), err)
+		return "", fmt.Errorf("--context=%s: %w", Redact(spec), err)
 	}
 	return subDir(dir, o.SubPath)
 }
@@ -130,8 +130,9 @@ func workDir(o Options) (string, error) {
 	return filepath.Abs(o.WorkDir)
 }
 
-// redact hides a password in a URL-like spec so errors and logs never show it.
-func redact(spec string) string {
+// Redact hides the credentials of a URL-like context spec (user and password, or a token in
+// the user's place), for errors and logs.
+func Redact(spec string) string {
 	if !strings.Contains(spec, "@") {
 		return spec
 	}
@@ -139,5 +140,6 @@ func redact(spec string) string {
 	if err != nil || u.User == nil {
 		return spec
 	}
-	return u.Redacted()
+	u.User = url.User("xxxxx")
+	return u.String()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,9 @@ type Pod struct {
 	Stdin io.Reader
 	// Timeout kills the pod after this long (DefaultPodTimeout if zero).
 	Timeout time.Duration
+	// Signal, if set, signals the executor once its output shows a string
+	// (see PodSignal); the test fails if the string never appears.
+	Signal *PodSignal
 }
 
 // PodResult is what a pod run left behind.
@@ -48,6 +52,8 @@ type PodResult struct {
 	// Root is the pod's root directory on the host, kept until the test's
 	// cleanup so tests can inspect what the executor wrote outside mounts.
 	Root string
+	// SinceSignal is how long the executor ran after Pod.Signal was sent.
+	SinceSignal time.Duration
 }
 
 // kanikoEnv is the environment of Kaniko's executor image.
@@ -105,11 +111,30 @@ func RunPod(t testing.TB, p Pod) PodResult {
 	cmd.Stdin = p.Stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var unsharePid atomic.Int64
+	var watch *signalWatch
+	if p.Signal != nil {
+		watch = newSignalWatch(*p.Signal, func() int { return int(unsharePid.Load()) })
+		cmd.Stdout, cmd.Stderr = watch.writer("stdout"), watch.writer("stderr")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
-	err = cmd.Run()
+	if err = cmd.Start(); err == nil {
+		unsharePid.Store(int64(cmd.Process.Pid))
+		err = cmd.Wait()
+	}
 	res := PodResult{Stdout: stdout.String(), Stderr: stderr.String(), Root: root}
+	if watch != nil {
+		var sent time.Time
+		var werr error
+		res.Stdout, res.Stderr, sent, werr = watch.result()
+		if werr != nil {
+			t.Errorf("testenv: RunPod: signal: %v", werr)
+		} else {
+			res.SinceSignal = time.Since(sent)
+		}
+	}
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:

@@ -1,0 +1,113 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// fetchJobs bounds concurrent layer downloads.
+const fetchJobs = 3
+
+// fetchedLayer is a layer's compressed blob, downloaded ahead of its extraction.
+type fetchedLayer struct {
+	layer v1.Layer
+	path  string // local file holding the compressed blob ("" = read the layer directly)
+	size  int64
+	took  time.Duration
+	err   error
+	done  chan struct{}
+}
+
+// localLayer is a layer whose blob is already a file here (a layer this build wrote).
+type localLayer interface{ Path() string }
+
+// prefetch starts downloading every remote layer's compressed blob into dir, a few at a time,
+// so that pulls run concurrently and overlap the extraction of earlier layers. The caller
+// extracts the layers in order, waiting on each one's done channel.
+func prefetch(ctx context.Context, layers []v1.Layer, dir string) []*fetchedLayer {
+	out := make([]*fetchedLayer, len(layers))
+	sem := make(chan struct{}, fetchJobs)
+	var wg sync.WaitGroup
+	for i, l := range layers {
+		f := &fetchedLayer{layer: l, done: make(chan struct{})}
+		out[i] = f
+		if _, ok := l.(localLayer); ok {
+			close(f.done)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(f.done)
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				f.err = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			start := time.Now()
+			f.path, f.size, f.err = download(l, dir)
+			f.took = time.Since(start)
+		}()
+	}
+	return out
+}
+
+// download copies a layer's compressed blob to a file in dir.
+func download(l v1.Layer, dir string) (string, int64, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(dir, "layer-*.blob")
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, err
+	}
+	return f.Name(), n, nil
+}
+
+// open returns the blob to extract, waiting for its download.
+func (f *fetchedLayer) open(ctx context.Context) (io.ReadCloser, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		d, _ := f.layer.Digest()
+		return nil, fmt.Errorf("pulling layer %s: %w", d, f.err)
+	}
+	if f.path == "" {
+		return f.layer.Compressed()
+	}
+	return os.Open(f.path)
+}
+
+// cleanup removes downloaded blobs once they are no longer needed.
+func cleanupFetched(fs []*fetchedLayer) {
+	for _, f := range fs {
+		<-f.done
+		if f.path != "" {
+			os.Remove(f.path)
+		}
+	}
+}
+
+func fetchDir(workDir string) string { return filepath.Join(workDir, "tmp") }

@@ -1,0 +1,272 @@
+package integration
+
+import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/internal/testenv"
+)
+
+// selfKanikoDir is the executor's own directory in the self-build pod. It must not be /kaniko:
+// the executor never writes its own directory, and the image it builds lives in /kaniko.
+const selfKanikoDir = "/kiln-self"
+
+// TestPodBuildsItsOwnImage builds deploy/Dockerfile's debug target with the executor run as a
+// build pod (the repository root as context, bases made locally: no public registry is
+// reachable), checks the image is laid out as Kaniko's executor:debug, then runs the executor
+// it built, from the unpacked image, as a build pod of its own.
+func TestPodBuildsItsOwnImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("self-build compiles the executor inside a pod (minutes); skipped with -short")
+	}
+	requireRoot(t)
+	repo := repoRoot(t)
+	start := time.Now()
+	phase := func(what string) {
+		t.Logf("selfbuild: %s done after %s", what, time.Since(start).Round(time.Second))
+	}
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	busybox := testenv.PushBusybox(t, reg, "base/busybox:musl")
+	goImage := testenv.PushImageFromDir(t, reg, "base/golang:local", goImageRoot(t, repo), goImageConfig(t))
+	phase("base images")
+
+	dest := reg.Ref("kiln/executor:debug")
+	res := testenv.RunPod(t, testenv.Pod{
+		Executor: testenv.BuildExecutor(t),
+		Context:  repo,
+		Timeout:  20 * time.Minute,
+		Args: []string{"--force", "--context", "dir:///workspace", "--dockerfile", "deploy/Dockerfile",
+			"--target", "debug", "--kaniko-dir", selfKanikoDir,
+			"--build-arg", "GO_IMAGE=" + goImage, "--build-arg", "BUSYBOX_IMAGE=" + busybox,
+			"--destination", dest, "--insecure", "--insecure-pull", "--log-format", "text"},
+	})
+	if res.ExitCode != 0 {
+		t.Fatalf("self-build exited %d", res.ExitCode)
+	}
+	phase("self-build in a pod")
+
+	checkExecutorConfig(t, testenv.Config(t, reg, dest))
+	files := testenv.ExportImage(t, reg, dest)
+	checkExecutorFiles(t, files)
+	rootfs := testenv.UmociUnpack(t, testenv.SkopeoCopyToOCI(t, reg, dest, "debug"), "debug")
+	checkStatic(t, filepath.Join(rootfs, "kaniko/executor"))
+	phase("image checks")
+
+	// The executor from the image builds and pushes an image of its own.
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": "FROM " + busybox + "\nRUN echo built by the self-built executor > /proof\n",
+	})
+	built := reg.Ref("it/selfbuilt:1")
+	res = testenv.RunPod(t, testenv.Pod{
+		Executor: filepath.Join(rootfs, "kaniko/executor"),
+		Context:  ctx,
+		Args: []string{"--force", "--context", "dir:///workspace", "--destination", built,
+			"--insecure", "--insecure-pull", "--log-format", "text"},
+	})
+	if res.ExitCode != 0 {
+		t.Fatalf("the self-built executor exited %d", res.ExitCode)
+	}
+	if got := string(file(t, testenv.ExportImage(t, reg, built), "proof").Content); got != "built by the self-built executor\n" {
+		t.Errorf("/proof in the image the self-built executor pushed = %q", got)
+	}
+	phase("build with the self-built executor")
+}
+
+// repoRoot returns the module root: the self-build's context.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "deploy/Dockerfile")); err != nil {
+		t.Fatalf("no deploy/Dockerfile in the repository root %s: %v", root, err)
+	}
+	return root
+}
+
+// checkExecutorConfig checks the config matches Kaniko's executor:debug image.
+func checkExecutorConfig(t *testing.T, cf *v1.ConfigFile) {
+	t.Helper()
+	c := cf.Config
+	for _, want := range []string{"HOME=/root", "USER=root", "PATH=/usr/local/bin:/kaniko:/busybox",
+		"SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/"} {
+		if !slices.Contains(c.Env, want) {
+			t.Errorf("config Env %q lacks %s", c.Env, want)
+		}
+	}
+	if c.WorkingDir != "/workspace" {
+		t.Errorf("config WorkingDir = %q, want /workspace", c.WorkingDir)
+	}
+	if !slices.Equal(c.Entrypoint, []string{"/kaniko/executor"}) {
+		t.Errorf("config Entrypoint = %q, want [/kaniko/executor]", c.Entrypoint)
+	}
+	if _, ok := c.Volumes["/busybox"]; !ok {
+		t.Errorf("config Volumes = %v, want /busybox", c.Volumes)
+	}
+	if cf.OS != "linux" {
+		t.Errorf("config os = %q, want linux", cf.OS)
+	}
+}
+
+// checkExecutorFiles checks the image holds the executor, certificates and busybox, and
+// nothing of the build stage.
+func checkExecutorFiles(t *testing.T, files map[string]testenv.FileEntry) {
+	t.Helper()
+	exe := file(t, files, "kaniko/executor")
+	if exe.Type != '0' || exe.Mode&0o111 == 0 || exe.Size < 1<<20 {
+		t.Errorf("/kaniko/executor: type %c mode %o size %d, want an executable file", exe.Type, exe.Mode, exe.Size)
+	}
+	certs := file(t, files, "kaniko/ssl/certs/ca-certificates.crt")
+	if !strings.Contains(string(certs.Content), "BEGIN CERTIFICATE") {
+		t.Errorf("/kaniko/ssl/certs/ca-certificates.crt holds no certificate (%d bytes)", certs.Size)
+	}
+	if d := file(t, files, "kaniko/.docker"); d.Type != '5' {
+		t.Errorf("/kaniko/.docker has type %c, want a directory", d.Type)
+	}
+	if sh := file(t, files, "busybox/sh"); sh.Type != '2' && sh.Type != '1' && sh.Type != '0' {
+		t.Errorf("/busybox/sh has type %c, want busybox (a link or the binary)", sh.Type)
+	}
+	file(t, files, "busybox/busybox")
+	if sh := file(t, files, "bin/sh"); sh.Type != '2' || sh.Linkname != "/busybox/sh" {
+		t.Errorf("/bin/sh = type %c -> %q, want a symlink to /busybox/sh", sh.Type, sh.Linkname)
+	}
+	absent(t, files, "usr/local/go", "src", "out", "go", "etc/passwd")
+}
+
+// checkStatic fails unless path is an ELF executable with no interpreter and no shared
+// libraries: the image has no libc.
+func checkStatic(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("%s is not an ELF binary: %v", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s has a program interpreter: it is dynamically linked", path)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("%s needs shared libraries %v", path, libs)
+	}
+}
+
+// goImageRoot lays out a Go toolchain image from this machine (the stand-in for
+// golang:1.26-bookworm, which is not reachable here): the host's GOROOT at /usr/local/go, a
+// busybox userland, the CA bundle, and a module cache at /go/pkg/mod pre-seeded with what
+// `go mod download` and the executor's build need, as a CI cache volume would hold it.
+func goImageRoot(t *testing.T, repo string) string {
+	t.Helper()
+	root := t.TempDir()
+	goroot := hostGoEnv(t, repo, "GOROOT")
+	if err := os.MkdirAll(filepath.Join(root, "usr/local"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hostCmd(t, "", nil, "cp", "-a", goroot, filepath.Join(root, "usr/local/go"))
+	for _, d := range []string{"bin", "etc/ssl/certs", "root", "tmp", "go/bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "tmp"), os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	addBusybox(t, filepath.Join(root, "bin"))
+	hostCmd(t, "", nil, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(root, "etc/ssl/certs/"))
+	writeSmallFile(t, filepath.Join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+	writeSmallFile(t, filepath.Join(root, "etc/group"), "root:x:0:\n")
+	seedModules(t, repo, filepath.Join(root, "go/pkg/mod"))
+	return root
+}
+
+// goImageConfig is the config of the Go image: golang's PATH and GOPATH, no VCS stamping (the
+// context has no .git), and this machine's module proxy.
+func goImageConfig(t *testing.T) v1.Config {
+	t.Helper()
+	return v1.Config{
+		Env: []string{
+			"PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"GOPATH=/go", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local",
+			"GOPROXY=" + hostGoEnv(t, "", "GOPROXY"),
+		},
+		WorkingDir: "/go",
+		Cmd:        []string{"/bin/sh"},
+	}
+}
+
+// seedModules fills modCache with the modules `go mod download` fetches and the executor's
+// build imports, read from this machine's module cache (falling back to its proxy), so the
+// build in the pod does not download them again.
+func seedModules(t *testing.T, repo, modCache string) {
+	t.Helper()
+	proxy := "file://" + filepath.Join(hostGoEnv(t, repo, "GOMODCACHE"), "cache/download") + "," + hostGoEnv(t, repo, "GOPROXY")
+	env := []string{"GOMODCACHE=" + modCache, "GOPROXY=" + proxy, "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local"}
+	hostCmd(t, repo, env, hostGo(), "mod", "download")
+	hostCmd(t, repo, env, hostGo(), "list", "-deps", "./cmd/executor")
+	// The go command makes the cache read-only; the image keeps it so, as golang's does.
+}
+
+// addBusybox installs the host's static busybox in dir with a symlink per applet.
+func addBusybox(t *testing.T, dir string) {
+	t.Helper()
+	const bin = "/bin/busybox"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("%s missing (apt-get install busybox-static): %v", bin, err)
+	}
+	hostCmd(t, "", nil, "cp", bin, filepath.Join(dir, "busybox"))
+	list, err := exec.Command(bin, "--list").Output()
+	if err != nil {
+		t.Fatalf("%s --list: %v", bin, err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" {
+			if err := os.Symlink("busybox", filepath.Join(dir, applet)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// hostGo returns the go command running these tests.
+func hostGo() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// hostGoEnv returns `go env NAME` run in dir.
+func hostGoEnv(t *testing.T, dir, name string) string {
+	t.Helper()
+	return strings.TrimSpace(hostCmd(t, dir, nil, hostGo(), "env", name))
+}
+
+// hostCmd runs a host command in dir with env added, failing the test with its output on error.
+func hostCmd(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// writeSmallFile writes content to path (mode 0644).
+func writeSmallFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
