@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +64,7 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 	if err := runner.Run(ctx, spec); err != nil {
 		var exit *runner.ExitError
 		if errors.As(err, &exit) {
-			return "", fmt.Errorf("the command returned a non-zero code: %d", exit.Code)
+			return "", &RunError{Code: exit.Code}
 		}
 		return "", err
 	}

@@ -122,7 +122,8 @@ func TestPodOutputsAndReproducible(t *testing.T) {
 	}
 }
 
-// TestPodFailingRun: a failing RUN stops the build with the file, line and exit code, and
+// TestPodFailingRun: a failing RUN stops the build with the file, line and exit code (which
+// becomes the executor's, as with Kaniko), and
 // nothing is pushed under the destination tag.
 func TestPodFailingRun(t *testing.T) {
 	requireRoot(t)
@@ -132,7 +133,7 @@ func TestPodFailingRun(t *testing.T) {
 		"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo before\nRUN echo failing && exit 7\nRUN echo never-here\n",
 	})
 	dest := reg.Ref("it/failing:1")
-	res := buildInPod(t, ctx, 1, "--build-arg", "BASE="+base, "--destination", dest, "--insecure", "--insecure-pull")
+	res := buildInPod(t, ctx, 7, "--build-arg", "BASE="+base, "--destination", dest, "--insecure", "--insecure-pull")
 	for _, want := range []string{"Dockerfile:4", "exit 7", "non-zero code: 7"} {
 		if !strings.Contains(res.Stderr, want) {
 			t.Errorf("error output lacks %q:\n%s", want, res.Stderr)

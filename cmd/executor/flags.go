@@ -44,6 +44,10 @@ type config struct {
 	pushIgnoreImmutableTagErrors                              bool
 	skipPushPermissionCheck                                   bool
 	git                                                       []string
+
+	// Kaniko's deprecated spellings, still accepted.
+	snapshotModeOld, customPlatformOld, tarPathOld, bucket string
+	whitelistVarRun                                        bool
 }
 
 func newFlagSet(c *config) *pflag.FlagSet {
@@ -104,7 +108,47 @@ func newFlagSet(c *config) *pflag.FlagSet {
 	fs.BoolVar(&c.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a registry's immutable-tag refusal as success")
 	fs.BoolVar(&c.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check push access before building")
 	fs.StringArrayVar(&c.git, "git", nil, "Git context options, key=value (repeatable or comma-separated): branch=,single-branch=,recurse-submodules=,insecure-skip-tls=,depth=")
+	fs.StringVar(&c.snapshotModeOld, "snapshotMode", "", "Deprecated: use --snapshot-mode")
+	fs.StringVar(&c.customPlatformOld, "customPlatform", "", "Deprecated: use --custom-platform")
+	fs.StringVar(&c.tarPathOld, "tarPath", "", "Deprecated: use --tar-path")
+	fs.BoolVar(&c.whitelistVarRun, "whitelist-var-run", true, "Deprecated: use --ignore-var-run")
+	fs.StringVarP(&c.bucket, "bucket", "b", "", "Deprecated: use --context gs://BUCKET/PATH")
+	for _, name := range []string{"snapshotMode", "customPlatform", "tarPath", "whitelist-var-run"} {
+		_ = fs.MarkDeprecated(name, "use the dashed spelling")
+	}
+	_ = fs.MarkHidden("bucket")
 	return fs
+}
+
+// applyDeprecated copies Kaniko's deprecated flag spellings onto the current ones, as Kaniko
+// does, and returns a warning for each one used.
+func (c *config) applyDeprecated() []string {
+	var warns []string
+	if c.snapshotModeOld != "" {
+		c.snapshotMode = c.snapshotModeOld
+		warns = append(warns, "flag --snapshotMode is deprecated, use --snapshot-mode")
+	}
+	if c.customPlatformOld != "" {
+		c.customPlatform = c.customPlatformOld
+		warns = append(warns, "flag --customPlatform is deprecated, use --custom-platform")
+	}
+	if c.tarPathOld != "" {
+		c.tarPath = c.tarPathOld
+		warns = append(warns, "flag --tarPath is deprecated, use --tar-path")
+	}
+	if !c.whitelistVarRun {
+		c.ignoreVarRun = false
+		warns = append(warns, "flag --whitelist-var-run is deprecated, use --ignore-var-run")
+	}
+	if c.bucket != "" {
+		if strings.Contains(c.bucket, "://") {
+			c.context = c.bucket
+		} else {
+			c.context = "gs://" + c.bucket // Kaniko's default for a bare bucket name
+		}
+		warns = append(warns, "flag --bucket is deprecated, use --context")
+	}
+	return warns
 }
 
 func envOr(key, def string) string {
@@ -152,6 +196,15 @@ func (c *config) validate() error {
 		if !strings.Contains(l, "=") {
 			return fmt.Errorf("--label %q: must be KEY=VALUE", l)
 		}
+	}
+	if len(c.destinations) == 0 && c.imageNameDigestFile != "" {
+		return fmt.Errorf("--image-name-with-digest-file needs a --destination to name the image")
+	}
+	if len(c.destinations) == 0 && c.imageNameTagDigestFile != "" {
+		return fmt.Errorf("--image-name-tag-with-digest-file needs a --destination to name the image")
+	}
+	if c.cache && c.noPush && c.cacheRepo == "" {
+		return fmt.Errorf("--cache with --no-push needs --cache-repo: the cache repository cannot be inferred from a destination")
 	}
 	return nil
 }

@@ -30,6 +30,10 @@ func main() {
 
 // run is the whole command; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintf(stdout, "Kiln executor version: %s\n", version())
+		return 0
+	}
 	var c config
 	fs := newFlagSet(&c)
 	fs.SetOutput(stderr)
@@ -45,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 2
+	}
+	for _, w := range c.applyDeprecated() {
+		log.Warnf("%s", w)
 	}
 	if err := c.validate(); err != nil {
 		log.Errorf("%v", err)
@@ -65,8 +72,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := execute(ctx, &c, log, stdout); err != nil {
 		if ctx.Err() != nil {
 			log.Errorf("build interrupted: %v (nothing was pushed)", err)
-		} else {
-			log.Errorf("%v", err)
+			return 1
+		}
+		log.Errorf("%v", err)
+		// A failing RUN's exit code becomes the executor's, as with Kaniko.
+		var runErr *builder.RunError
+		if errors.As(err, &runErr) && runErr.Code > 0 && runErr.Code < 256 {
+			return runErr.Code
 		}
 		return 1
 	}
