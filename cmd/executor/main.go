@@ -182,7 +182,11 @@ func writeOutputs(ctx context.Context, c *config, img v1.Image, pushOpts []regis
 		log.Infof("Skipping push (--no-push); image digest %s", digest)
 	} else if len(c.destinations) > 0 {
 		start := time.Now()
-		pushed, err := registry.Push(ctx, img, c.destinations, pushOpts...)
+		updates := make(chan v1.Update, 64)
+		done := make(chan struct{})
+		go func() { logPushProgress(log, strings.Join(c.destinations, ", "), updates); close(done) }()
+		pushed, err := registry.Push(ctx, img, c.destinations, append(pushOpts, registry.WithProgress(updates))...)
+		<-done
 		if err != nil {
 			return err
 		}
