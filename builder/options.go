@@ -34,6 +34,7 @@ type options struct {
 	cleanup            bool
 	forceBuildMetadata bool
 	skipUnusedStages   bool
+	extractRetries     int
 }
 
 func defaults() options {
@@ -137,3 +138,7 @@ func WithForceBuildMetadata(on bool) Option { return func(o *options) { o.forceB
 // WithSkipUnusedStages builds only the stages the target needs (default true). When false, every
 // stage up to the target is built, as Kaniko does without --skip-unused-stages.
 func WithSkipUnusedStages(on bool) Option { return func(o *options) { o.skipUnusedStages = on } }
+
+// WithExtractRetries retries unpacking a base image up to n more times, from a cleared root,
+// when it fails part-way (a dropped connection mid-layer), as Kaniko's --image-fs-extract-retry.
+func WithExtractRetries(n int) Option { return func(o *options) { o.extractRetries = n } }

@@ -161,12 +161,17 @@ func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, 
 	if base.Stage >= 0 && b.rootHolds == base.Stage {
 		return nil // the previous stage is this one's base and is still in place
 	}
-	if err := snapshot.Clear(b.root, b.ignore.Ignored); err != nil {
-		return fmt.Errorf("clearing the root before stage %d: %w", idx, err)
-	}
 	b.rootHolds = -1
 	start := time.Now()
-	if err := b.extractImage(ctx, img, b.root); err != nil {
+	err := withRetries(ctx, b.o.extractRetries, func() error {
+		if err := snapshot.Clear(b.root, b.ignore.Ignored); err != nil {
+			return fmt.Errorf("clearing the root before stage %d: %w", idx, err)
+		}
+		return b.extractImage(ctx, img, b.root)
+	}, func(attempt int, err error) {
+		b.warn("unpacking the base image of stage %d failed (%v); retrying (%d/%d)", idx, err, attempt, b.o.extractRetries)
+	})
+	if err != nil {
 		return err
 	}
 	b.o.reporter.Report(Event{Kind: EventExtract, Time: time.Now(), Stage: idx, Duration: time.Since(start)})

@@ -128,6 +128,7 @@ func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) erro
 		builder.WithCompression(snapshot.Compression{Algorithm: c.compression, Level: compressionLevel(c.compressionLevel)}),
 		builder.WithCleanup(c.cleanup),
 		builder.WithForceBuildMetadata(c.forceBuildMetadata),
+		builder.WithExtractRetries(c.imageFSExtractRetry),
 	}
 	if c.customPlatform != "" {
 		p, err := dockerfile.ParsePlatform(c.customPlatform)
