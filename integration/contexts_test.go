@@ -9,7 +9,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/buildcontext/gittest"
+	"github.com/kilnbuild/kiln/internal/testenv/gitserver"
 	"github.com/kilnbuild/kiln/internal/testenv"
 )
 
@@ -52,11 +52,11 @@ func TestPodBuildContexts(t *testing.T) {
 			"--context", "tar:///ctx.tar.gz")
 	})
 	t.Run("git", func(t *testing.T) {
-		srv := gittest.Serve(t, true)
-		repo := gittest.NewRepo(t)
-		gittest.Commit(t, repo, "main", map[string]string{"Dockerfile": contextDockerfile, "hello.txt": "main branch\n"})
-		gittest.Git(t, repo, "checkout", "-q", "-b", "feature")
-		gittest.Commit(t, repo, "feature", map[string]string{"hello.txt": t.Name() + "\n"})
+		srv := gitserver.Serve(t, true)
+		repo := gitserver.NewRepo(t)
+		gitserver.Commit(t, repo, "main", map[string]string{"Dockerfile": contextDockerfile, "hello.txt": "main branch\n"})
+		gitserver.Git(t, repo, "checkout", "-q", "-b", "feature")
+		gitserver.Commit(t, repo, "feature", map[string]string{"hello.txt": t.Name() + "\n"})
 		srv.Publish(t, repo, "app.git")
 		build(t, testenv.Pod{}, reg.Ref("it/ctx-git:1"),
 			"--context", "git://"+srv.Host+"/app.git#refs/heads/feature",

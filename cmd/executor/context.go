@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kilnbuild/kiln/internal/buildcontext"
+	"github.com/kilnbuild/kiln/buildcontext"
 )
 
 // prepareContext turns --context, --context-sub-path and --git into a local directory. Archives

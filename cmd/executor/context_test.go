@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/buildcontext"
+	"github.com/kilnbuild/kiln/buildcontext"
 )
 
 func TestGitOptionsLayersFlagsAndEnv(t *testing.T) {

@@ -7,32 +7,32 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/buildcontext/gittest"
+	"github.com/kilnbuild/kiln/internal/testenv/gitserver"
 )
 
 // gitFixture is a served repository with branches main and dev, a tag v1, a pull-request ref
 // and a commit reachable from no branch or tag except that ref.
 type gitFixture struct {
-	srv                      *gittest.Server
+	srv                      *gitserver.Server
 	first, second, dev, pull string
 }
 
 func newGitFixture(t *testing.T) gitFixture {
 	t.Helper()
-	srv := gittest.Serve(t, true)
-	repo := gittest.NewRepo(t)
+	srv := gitserver.Serve(t, true)
+	repo := gitserver.NewRepo(t)
 	f := gitFixture{srv: srv}
-	f.first = gittest.Commit(t, repo, "first", map[string]string{"Dockerfile": "FROM busybox\n", "version": "1"})
-	gittest.Git(t, repo, "tag", "v1")
-	f.second = gittest.Commit(t, repo, "second", map[string]string{"version": "2"})
-	gittest.Git(t, repo, "checkout", "-q", "-b", "dev")
-	f.dev = gittest.Commit(t, repo, "dev", map[string]string{"version": "dev", "sub/Dockerfile": "FROM scratch\n"})
-	gittest.Git(t, repo, "checkout", "-q", "-b", "pr", "main")
-	f.pull = gittest.Commit(t, repo, "pr", map[string]string{"version": "pr"})
-	gittest.Git(t, repo, "checkout", "-q", "main")
+	f.first = gitserver.Commit(t, repo, "first", map[string]string{"Dockerfile": "FROM busybox\n", "version": "1"})
+	gitserver.Git(t, repo, "tag", "v1")
+	f.second = gitserver.Commit(t, repo, "second", map[string]string{"version": "2"})
+	gitserver.Git(t, repo, "checkout", "-q", "-b", "dev")
+	f.dev = gitserver.Commit(t, repo, "dev", map[string]string{"version": "dev", "sub/Dockerfile": "FROM scratch\n"})
+	gitserver.Git(t, repo, "checkout", "-q", "-b", "pr", "main")
+	f.pull = gitserver.Commit(t, repo, "pr", map[string]string{"version": "pr"})
+	gitserver.Git(t, repo, "checkout", "-q", "main")
 	bare := srv.Publish(t, repo, "app.git")
-	gittest.Git(t, bare, "update-ref", "refs/pull/1/head", f.pull)
-	gittest.Git(t, bare, "branch", "-D", "pr")
+	gitserver.Git(t, bare, "update-ref", "refs/pull/1/head", f.pull)
+	gitserver.Git(t, bare, "branch", "-D", "pr")
 	return f
 }
 
@@ -75,9 +75,9 @@ func TestPrepareGit(t *testing.T) {
 }
 
 func TestPrepareGitSubPathAndHTTP(t *testing.T) {
-	srv := gittest.Serve(t, false)
-	repo := gittest.NewRepo(t)
-	gittest.Commit(t, repo, "one", map[string]string{"svc/Dockerfile": "FROM scratch\n"})
+	srv := gitserver.Serve(t, false)
+	repo := gitserver.NewRepo(t)
+	gitserver.Commit(t, repo, "one", map[string]string{"svc/Dockerfile": "FROM scratch\n"})
 	srv.Publish(t, repo, "mono.git")
 	o := work(t)
 	o.Git.PullMethod = "http"
@@ -124,16 +124,16 @@ func TestPrepareGitErrors(t *testing.T) {
 
 // Plain http: go-git does not apply insecure-skip-tls to submodules (nor does Kaniko).
 func TestPrepareGitSubmodules(t *testing.T) {
-	srv := gittest.Serve(t, false)
-	lib := gittest.NewRepo(t)
-	libSHA := gittest.Commit(t, lib, "lib", map[string]string{"lib.txt": "library"})
+	srv := gitserver.Serve(t, false)
+	lib := gitserver.NewRepo(t)
+	libSHA := gitserver.Commit(t, lib, "lib", map[string]string{"lib.txt": "library"})
 	srv.Publish(t, lib, "lib.git")
-	app := gittest.NewRepo(t)
+	app := gitserver.NewRepo(t)
 	// A relative submodule URL resolves against the superproject's own URL.
 	writeFiles(t, app, map[string]string{".gitmodules": "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n"})
-	gittest.Git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+libSHA+",vendor/lib")
-	gittest.Git(t, app, "add", ".gitmodules")
-	gittest.Git(t, app, "commit", "-q", "-m", "app")
+	gitserver.Git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+libSHA+",vendor/lib")
+	gitserver.Git(t, app, "add", ".gitmodules")
+	gitserver.Git(t, app, "commit", "-q", "-m", "app")
 	srv.Publish(t, app, "app.git")
 
 	spec := "git://" + srv.Host + "/app.git"

@@ -1,6 +1,6 @@
 // Package gittest serves real git repositories over smart HTTP for tests, with the git
 // binary's http-backend behind an httptest server, and builds repositories with the git CLI.
-package gittest
+package gitserver
 
 import (
 	"io"
