@@ -29,3 +29,9 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# Builds deploy/Dockerfile with the executor itself in a throwaway root (scripts/pod.sh) into
+# bin/image-$(TARGET).tar; see deploy/README.md. TARGET=executor|debug, IMAGE names the image.
+.PHONY: image
+image: build
+	bash scripts/pod.sh $(CURDIR)/bin/executor $(CURDIR) --kaniko-dir /kiln-build --context dir:///workspace --dockerfile deploy/Dockerfile --target $(or $(TARGET),executor) --no-push --destination $(or $(IMAGE),kiln/executor):$(or $(TARGET),executor) --tar-path /workspace/bin/image-$(or $(TARGET),executor).tar $(IMAGE_ARGS)

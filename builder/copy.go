@@ -159,6 +159,10 @@ func (b *build) doCopy(ctx context.Context, s *stageState, sd instructions.Sourc
 			req.Sources = append(req.Sources, path.Base(sc.Path))
 		}
 	}
+	if dest := path.Join(req.WorkDir, req.Dest); path.IsAbs(req.Dest) && b.ignore.Ignored(path.Clean(req.Dest)) ||
+		!path.IsAbs(req.Dest) && b.ignore.Ignored(dest) {
+		b.warn("%s is an ignored path (the executor's own directory, a mount, or --ignore-path): nothing is copied there", req.Dest)
+	}
 	written, err := copyFn(req)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/testenv/gitserver"
 	"github.com/kilnbuild/kiln/internal/testenv"
+	"github.com/kilnbuild/kiln/internal/testenv/gitserver"
 )
 
 // contextDockerfile copies one file whose content says which context it came from.

@@ -34,7 +34,7 @@ func TestPodBuildsItsOwnImage(t *testing.T) {
 	}
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	busybox := testenv.PushBusybox(t, reg, "base/busybox:musl")
-	goImage := testenv.PushImageFromDir(t, reg, "base/golang:local", goImageRoot(t, repo), goImageConfig(t))
+	goImage := pushGoImage(t, reg, repo, "base/golang:local")
 	phase("base images")
 
 	dest := reg.Ref("kiln/executor:debug")
@@ -158,61 +158,6 @@ func checkStatic(t *testing.T, path string) {
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("%s needs shared libraries %v", path, libs)
 	}
-}
-
-// goImageRoot lays out a Go toolchain image from this machine (the stand-in for
-// golang:1.26-bookworm, which is not reachable here): the host's GOROOT at /usr/local/go, a
-// busybox userland, the CA bundle, and a module cache at /go/pkg/mod pre-seeded with what
-// `go mod download` and the executor's build need, as a CI cache volume would hold it.
-func goImageRoot(t *testing.T, repo string) string {
-	t.Helper()
-	root := t.TempDir()
-	goroot := hostGoEnv(t, repo, "GOROOT")
-	if err := os.MkdirAll(filepath.Join(root, "usr/local"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hostCmd(t, "", nil, "cp", "-a", goroot, filepath.Join(root, "usr/local/go"))
-	for _, d := range []string{"bin", "etc/ssl/certs", "root", "tmp", "go/bin"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(filepath.Join(root, "tmp"), os.ModeSticky|0o777); err != nil {
-		t.Fatal(err)
-	}
-	addBusybox(t, filepath.Join(root, "bin"))
-	hostCmd(t, "", nil, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(root, "etc/ssl/certs/"))
-	writeSmallFile(t, filepath.Join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-	writeSmallFile(t, filepath.Join(root, "etc/group"), "root:x:0:\n")
-	seedModules(t, repo, filepath.Join(root, "go/pkg/mod"))
-	return root
-}
-
-// goImageConfig is the config of the Go image: golang's PATH and GOPATH, no VCS stamping (the
-// context has no .git), and this machine's module proxy.
-func goImageConfig(t *testing.T) v1.Config {
-	t.Helper()
-	return v1.Config{
-		Env: []string{
-			"PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"GOPATH=/go", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local",
-			"GOPROXY=" + hostGoEnv(t, "", "GOPROXY"),
-		},
-		WorkingDir: "/go",
-		Cmd:        []string{"/bin/sh"},
-	}
-}
-
-// seedModules fills modCache with the modules `go mod download` fetches and the executor's
-// build imports, read from this machine's module cache (falling back to its proxy), so the
-// build in the pod does not download them again.
-func seedModules(t *testing.T, repo, modCache string) {
-	t.Helper()
-	proxy := "file://" + filepath.Join(hostGoEnv(t, repo, "GOMODCACHE"), "cache/download") + "," + hostGoEnv(t, repo, "GOPROXY")
-	env := []string{"GOMODCACHE=" + modCache, "GOPROXY=" + proxy, "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local"}
-	hostCmd(t, repo, env, hostGo(), "mod", "download")
-	hostCmd(t, repo, env, hostGo(), "list", "-deps", "./cmd/executor")
-	// The go command makes the cache read-only; the image keeps it so, as golang's does.
 }
 
 // addBusybox installs the host's static busybox in dir with a symlink per applet.
