@@ -2,8 +2,6 @@ package buildcontext
 
 import (
 	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +9,8 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/kilnbuild/kiln/internal/decompress"
 	"github.com/kilnbuild/kiln/snapshot"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
-	"github.com/ulikunitz/xz"
 )
 
 // unpackFile unpacks the archive at path (tar://PATH).
@@ -86,7 +82,7 @@ func untar(ctx context.Context, r io.Reader, dir string) error {
 		}
 		return err
 	}
-	stream, closeFn, err := decompress(br, head)
+	stream, closeFn, err := decompress.Reader(br)
 	if err != nil {
 		return err
 	}
@@ -98,32 +94,4 @@ func untar(ctx context.Context, r io.Reader, dir string) error {
 	// reported rather than ignored.
 	_, err = io.Copy(io.Discard, stream)
 	return err
-}
-
-// decompress wraps r in the decoder its magic bytes ask for.
-func decompress(r io.Reader, head []byte) (io.Reader, func(), error) {
-	nothing := func() {}
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		zr, err := pgzip.NewReader(r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zr, zr.Close, nil
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		zr, err := xz.NewReader(r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("xz: %w", err)
-		}
-		return zr, nothing, nil
-	case bytes.HasPrefix(head, []byte("BZh")):
-		return bzip2.NewReader(r), nothing, nil
-	}
-	return r, nothing, nil
 }
