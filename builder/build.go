@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,7 +18,8 @@ import (
 
 // Build runs the Dockerfile in src against the root chosen by the options and returns the image
 // of the target stage (the last stage by default). The image's new layers are files in the work
-// directory: push or write it before removing that directory.
+// directory (see WithWorkDir): push or write the image before removing that directory or
+// starting another build with the same one.
 func Build(ctx context.Context, src dockerfile.Source, opts ...Option) (v1.Image, error) {
 	o := defaults()
 	for _, opt := range opts {
@@ -92,6 +94,16 @@ func newBuild(o options) (*build, error) {
 		b.root = root
 		b.ignore = newIgnoreList(o.ignorePaths)
 		b.workDir = o.workDir
+		if b.workDir != "" {
+			wd, err := filepath.Abs(b.workDir)
+			if err != nil {
+				return nil, err
+			}
+			if rel, err := filepath.Rel(root, wd); err == nil && !strings.HasPrefix(rel, "..") {
+				return nil, fmt.Errorf("builder: work dir %s is inside the root %s; its files would end up in the image", wd, root)
+			}
+			b.workDir = wd
+		}
 	}
 	return b, nil
 }
@@ -170,11 +182,16 @@ func (b *build) plan() ([]int, error) {
 
 func (b *build) prepareDirs() error {
 	if b.workDir == "" {
-		dir, err := os.MkdirTemp(filepath.Dir(b.root), ".kiln-work-")
-		if err != nil {
-			return fmt.Errorf("builder: creating work dir next to %s: %w", b.root, err)
+		b.workDir = b.root + ".kiln-work"
+	}
+	if !b.o.podMode {
+		// What an earlier build left here is stale: this build's image is made of what it
+		// writes now. (In pod mode the work dir is the executor's own, fresh in every pod.)
+		for _, d := range []string{"layers", "stages", "images", "tmp"} {
+			if err := os.RemoveAll(filepath.Join(b.workDir, d)); err != nil {
+				return fmt.Errorf("builder: clearing work dir %s: %w", b.workDir, err)
+			}
 		}
-		b.workDir = dir
 	}
 	if !b.o.podMode {
 		if err := os.MkdirAll(b.root, 0o755); err != nil {

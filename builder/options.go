@@ -67,8 +67,10 @@ func WithPodRoot(kanikoDir string) Option {
 	}
 }
 
-// WithWorkDir sets where layers and saved stage filesystems are written. In pod mode the default
-// is <kanikoDir>; in directory mode a temporary directory next to the root.
+// WithWorkDir sets where layers and saved stage filesystems are written; it must be outside the
+// root. In pod mode the default is <kanikoDir>; in directory mode it is "<root>.kiln-work" next
+// to the root. A directory-mode build empties it first; the caller removes it when done with
+// the image.
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
 
 // WithContextDir sets the build context directory (default ".").

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -113,5 +114,23 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDirectoryModeRejectsWorkDirInsideRoot(t *testing.T) {
+	root := t.TempDir()
+	o := defaults()
+	WithDirectoryRoot(root)(&o)
+	WithWorkDir(filepath.Join(root, "work"))(&o)
+	if _, err := newBuild(o); err == nil || !strings.Contains(err.Error(), "inside the root") {
+		t.Fatalf("newBuild = %v, want an error about the work dir inside the root", err)
+	}
+	WithWorkDir(root + ".work")(&o)
+	if _, err := newBuild(o); err != nil {
+		t.Fatalf("a work dir next to the root must be accepted: %v", err)
+	}
+	WithDirectoryRoot("/")(&o)
+	if _, err := newBuild(o); err == nil {
+		t.Fatalf("a directory root of / must be refused")
 	}
 }
