@@ -21,7 +21,7 @@ func checkPodLike(kanikoDir string) error {
 		return fmt.Errorf("cannot tell where this executor lives (%v); refusing to build into / without --force", err)
 	}
 	dir, _ := filepath.Abs(kanikoDir)
-	if rel, err := filepath.Rel(dir, exe); err != nil || strings.HasPrefix(rel, "..") {
+	if !within(dir, exe) && !within(defaultKanikoDir, exe) {
 		return fmt.Errorf("this executor (%s) is not inside its directory %s, so this is not a build pod; "+
 			"refusing to build into / (use --force only if this machine's / is a throwaway root)", exe, dir)
 	}
@@ -50,4 +50,9 @@ func inContainer() bool {
 		}
 	}
 	return false
+}
+
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && !strings.HasPrefix(rel, "..")
 }

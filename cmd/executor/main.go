@@ -63,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if err := relocateKanikoDir(defaultKanikoDir, c.kanikoDir, os.Setenv); err != nil {
+		log.Errorf("%v", err)
+		return 1
+	}
 	if os.Getenv("DOCKER_CONFIG") == "" {
 		// Kaniko's image sets this; honour the same credentials location when run elsewhere.
 		os.Setenv("DOCKER_CONFIG", filepath.Join(c.kanikoDir, ".docker"))
