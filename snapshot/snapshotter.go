@@ -50,7 +50,9 @@ func (s *Snapshotter) Reset(ctx context.Context) error {
 func (s *Snapshotter) Take(ctx context.Context) (*Layer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur := state{}
+	// Sized like the last walk: growing a map of every path in the root step by step leaves
+	// its old tables behind as garbage, which is most of a walk's peak memory.
+	cur := make(state, len(s.baseline)+len(s.baseline)/8)
 	if err := walkState(ctx, s.root, "/", &s.opts, cur); err != nil {
 		return nil, fmt.Errorf("walking %s: %w", s.root, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,12 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// A build holds a record of every path in the root while it walks it; collecting
+		// garbage twice as often keeps the pod's peak memory (its limit) near that live set,
+		// for a CPU cost that is small next to the filesystem work.
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
