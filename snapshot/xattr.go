@@ -75,3 +75,20 @@ func writeXattrs(host string, pax map[string]string) error {
 	}
 	return nil
 }
+
+// fsetXattrs is writeXattrs through an open descriptor.
+func fsetXattrs(fd int, host string, pax map[string]string) error {
+	for k, v := range pax {
+		name, ok := strings.CutPrefix(k, paxXattrPrefix)
+		if !ok {
+			continue
+		}
+		if err := unix.Fsetxattr(fd, name, []byte(v), 0); err != nil {
+			if errors.Is(err, unix.ENOTSUP) {
+				continue
+			}
+			return fmt.Errorf("setting xattr %s on %s: %w", name, host, err)
+		}
+	}
+	return nil
+}
