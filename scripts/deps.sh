@@ -2,9 +2,10 @@
 # Installs what the tests and the demo need on a fresh Debian machine (as root, idempotent):
 # Debian's docker-registry (the real registry the tests start), busybox-static (base images),
 # debootstrap (a Debian base where a test needs apt or bash), skopeo and umoci (independent
-# readers of what we build), util-linux (unshare, for the pod sandbox).
+# readers of what we build), util-linux (unshare, for the pod sandbox), git (the tests' git
+# server), curl and python3 (the demo script).
 set -euo pipefail
-pkgs="docker-registry busybox-static debootstrap skopeo umoci util-linux ca-certificates git"
+pkgs="docker-registry busybox-static debootstrap skopeo umoci util-linux ca-certificates git curl python3"
 need=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
 if [ -n "$need" ]; then
