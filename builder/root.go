@@ -1,13 +1,13 @@
 package builder
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kilnbuild/kiln/internal/mountinfo"
 )
 
 // ignoreList is the set of image paths a build never snapshots, deletes or overwrites.
@@ -48,7 +48,7 @@ func (l *ignoreList) Ignored(p string) bool {
 // --ignore-path entries and /var/run unless disabled.
 func podIgnorePaths(kanikoDir string, extra []string, ignoreVarRun bool) ([]string, error) {
 	paths := []string{kanikoDir}
-	mounts, err := mountPoints("/proc/self/mountinfo")
+	mounts, err := mountinfo.Points(mountinfo.Self)
 	if err != nil {
 		return nil, err
 	}
@@ -70,46 +70,6 @@ func podIgnorePaths(kanikoDir string, extra []string, ignoreVarRun bool) ([]stri
 		paths = append(paths, p)
 	}
 	return paths, nil
-}
-
-// mountPoints reads the mount points (field 5) of a mountinfo file, unescaping octal escapes.
-func mountPoints(file string) ([]string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("reading mount points: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		out = append(out, unescapeMount(fields[4]))
-	}
-	return out, sc.Err()
-}
-
-// unescapeMount decodes the \040-style escapes the kernel uses for spaces and the like.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // HasBelow reports whether some ignored path lies strictly below the image path dir.

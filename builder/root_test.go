@@ -23,25 +23,6 @@ func TestIgnoreList(t *testing.T) {
 	}
 }
 
-func TestMountPoints(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "mountinfo")
-	data := "22 1 0:21 / / rw - overlay overlay rw\n" +
-		"23 22 0:22 / /proc rw - proc proc rw\n" +
-		"24 22 0:23 /x /etc/hosts rw - ext4 /dev/sda rw\n" +
-		"25 22 0:24 / /my\\040dir rw - tmpfs tmpfs rw\n"
-	if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := mountPoints(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"/", "/proc", "/etc/hosts", "/my dir"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("mountPoints = %q, want %q", got, want)
-	}
-}
-
 func TestExposedPorts(t *testing.T) {
 	got, err := exposedPorts([]string{"80", "53/udp", "8000-8002/TCP"})
 	if err != nil {
