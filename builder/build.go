@@ -51,6 +51,8 @@ type build struct {
 	// images maps a COPY --from image reference to the directory it was extracted to.
 	images   map[string]string
 	usedArgs map[string]bool
+	// cacheWrites stores cache entries in the background (nil without a cache).
+	cacheWrites *cacheWriter
 }
 
 // stageResult is what a finished stage leaves for later stages.
@@ -115,6 +117,12 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 	}
 	if err := b.prepareDirs(); err != nil {
 		return nil, err
+	}
+	if b.cacheOn() {
+		b.cacheWrites = newCacheWriter(ctx, b.warn)
+		defer b.cacheWrites.wait(b.o.cache.writeTimeout)
+	} else if b.o.cache != nil {
+		b.warn("--single-snapshot builds do not use the layer cache")
 	}
 	df, err := dockerfile.Parse(src)
 	if err != nil {

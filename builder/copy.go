@@ -263,6 +263,9 @@ func (b *build) fromDir(ctx context.Context, s *stageState, from string) (string
 	if err != nil {
 		return "", fmt.Errorf("--from=%s: %w", from, err)
 	}
+	if b.o.baseCache != nil {
+		img = b.o.baseCache.Image(img)
+	}
 	d, err := img.Digest()
 	if err != nil {
 		return "", fmt.Errorf("--from=%s: %w", from, err)

@@ -17,9 +17,9 @@ const (
 	EventWarning    EventKind = "warning"     // something the user should know (Message)
 	EventStageDone  EventKind = "stage-done"  // a stage finished (Duration)
 	EventBuildDone  EventKind = "build-done"  // the whole build finished (Duration)
-	EventCacheHit   EventKind = "cache-hit"   // reserved for the layer cache
-	EventCacheMiss  EventKind = "cache-miss"  // reserved for the layer cache
-	EventProgress   EventKind = "progress"    // reserved: bytes done of a long transfer (Done, Total)
+	EventCacheHit   EventKind = "cache-hit"   // a cached layer replaces the instruction (Message: key)
+	EventCacheMiss  EventKind = "cache-miss"  // no usable cache entry (Message: key and why)
+	EventProgress   EventKind = "progress"    // a base layer pulled and unpacked (Done of Total layers, Message)
 )
 
 // Event is one thing a build reports. Fields that do not apply to a kind are zero.

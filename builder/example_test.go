@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/kilnbuild/kiln/builder"
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/registry"
 )
@@ -112,4 +117,74 @@ ENTRYPOINT ["/app/hello"]
 	// layers: 1
 	// app/ -rwxr-xr-x 0
 	// app/hello.txt -rw-r--r-- 6
+}
+
+// Build twice with a layer cache in a registry (an in-memory one here): the second build reuses
+// every cached layer, and after a context file changes, only the instructions that depend on it
+// miss, naming the file. COPY is cached here because CacheCopyLayers is on (RUN always is).
+func ExampleBuild_registryCache() {
+	dir, err := os.MkdirTemp("", "kiln-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	store, err := cache.NewRegistryStore(strings.TrimPrefix(srv.URL, "http://") + "/example/cache")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	contextDir := filepath.Join(dir, "context")
+	write := func(name, content string) {
+		if err := os.MkdirAll(contextDir, 0o755); err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(contextDir, name), []byte(content), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	write("config.txt", "port=80\n")
+	write("app.txt", "v1\n")
+	src := dockerfile.Source{Name: "Dockerfile", Data: []byte(`FROM scratch
+COPY config.txt /etc/app/config.txt
+ENV MODE=prod
+COPY app.txt /app/app.txt
+`)}
+	build := func(round string) {
+		fmt.Println(round)
+		_, err := builder.Build(context.Background(), src,
+			builder.WithDirectoryRoot(filepath.Join(dir, "rootfs")),
+			builder.WithWorkDir(filepath.Join(dir, "work")),
+			builder.WithContextDir(contextDir),
+			builder.WithReproducible(true),
+			builder.WithCache(store, builder.CacheCopyLayers(true)),
+			builder.WithReporter(builder.ReporterFunc(func(e builder.Event) {
+				switch e.Kind {
+				case builder.EventCacheHit:
+					fmt.Printf("  hit  %s\n", e.Instruction)
+				case builder.EventCacheMiss:
+					// The message names the key (it depends on the platform); print the reason.
+					_, reason, _ := strings.Cut(e.Message, ": ")
+					fmt.Printf("  miss %s: %s\n", e.Instruction, reason)
+				}
+			})))
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	build("first build:")
+	build("second build:")
+	write("app.txt", "v2\n")
+	build("after editing app.txt:")
+	// Output:
+	// first build:
+	//   miss COPY config.txt /etc/app/config.txt: no entry (no earlier entry for this instruction)
+	//   miss COPY app.txt /app/app.txt: no entry (no earlier entry for this instruction)
+	// second build:
+	//   hit  COPY config.txt /etc/app/config.txt
+	//   hit  COPY app.txt /app/app.txt
+	// after editing app.txt:
+	//   hit  COPY config.txt /etc/app/config.txt
+	//   miss COPY app.txt /app/app.txt: no entry: app.txt changed (content)
 }

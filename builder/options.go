@@ -3,6 +3,7 @@ package builder
 import (
 	"io"
 
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/kilnbuild/kiln/snapshot"
@@ -35,6 +36,8 @@ type options struct {
 	forceBuildMetadata bool
 	skipUnusedStages   bool
 	extractRetries     int
+	cache              *cacheConfig     // nil: no layer cache
+	baseCache          *cache.BaseCache // nil: base layers are always pulled
 }
 
 func defaults() options {

@@ -29,6 +29,12 @@ type stageState struct {
 	layers  []mutate.Addendum
 	history []v1.History // this stage's history entries, layer-bearing and empty, in order
 	created time.Time
+
+	// The layer cache (see cachesteps.go).
+	keys     []*stepCache // per instruction; nil without a cache
+	baseDesc dockerfile.Base
+	lazy     bool       // the root is not prepared yet: every instruction so far hit
+	pending  []v1.Layer // cached layers not unpacked into the root yet
 }
 
 // runStage builds stage idx. rest lists the stages still to build after it.
@@ -46,11 +52,17 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
 	}
-	if err := b.prepareRoot(ctx, idx, base, baseImg); err != nil {
-		return nil, err
+	if b.o.baseCache != nil && base.Stage < 0 && !base.Scratch {
+		baseImg = b.o.baseCache.Image(baseImg)
 	}
-	if err := b.snap.Reset(ctx); err != nil {
-		return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
+	lazy := b.cacheOn() // with a cache, the root is prepared when the first instruction misses
+	if !lazy {
+		if err := b.prepareRoot(ctx, idx, base, baseImg); err != nil {
+			return nil, err
+		}
+		if err := b.snap.Reset(ctx); err != nil {
+			return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
+		}
 	}
 
 	baseCfg, err := baseImg.ConfigFile()
@@ -59,7 +71,8 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	}
 	cfg := baseCfg.DeepCopy()
 	s := &stageState{index: idx, name: st.Name, base: baseImg, cfg: cfg,
-		scope: dockerfile.NewScope(cfg.Config.Env, b.meta, b.o.buildArgs), created: b.now()}
+		scope: dockerfile.NewScope(cfg.Config.Env, b.meta, b.o.buildArgs), created: b.now(),
+		baseDesc: base, lazy: lazy}
 
 	cmds, err := b.onBuildTriggers(cfg)
 	if err != nil {
@@ -67,6 +80,9 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	}
 	cfg.Config.OnBuild = nil // triggers run once, in the first child only
 	cmds = append(cmds, st.Commands...)
+	if b.cacheOn() {
+		s.keys = b.planCache(ctx, s, st.BaseName, cmds)
+	}
 
 	for i, cmd := range cmds {
 		if err := ctx.Err(); err != nil {
@@ -96,10 +112,17 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	if err != nil {
 		return nil, err
 	}
-	b.rootHolds = idx
-	if !last {
-		if err := b.afterStage(idx, rest); err != nil {
-			return nil, err
+	switch {
+	case s.lazy:
+		// Every instruction hit: the root was not touched and still holds what it held.
+	case len(s.pending) > 0:
+		b.rootHolds = -1 // cached layers after the last miss are not in the root
+	default:
+		b.rootHolds = idx
+		if !last {
+			if err := b.afterStage(idx, rest); err != nil {
+				return nil, err
+			}
 		}
 	}
 	b.o.reporter.Report(Event{Kind: EventStageDone, Time: time.Now(), Stage: idx, StageName: st.Name, Duration: time.Since(start)})
@@ -184,6 +207,11 @@ func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) erro
 	if err != nil {
 		return fmt.Errorf("reading layers: %w", err)
 	}
+	return b.extractLayers(ctx, layers, dir)
+}
+
+// extractLayers unpacks layers into dir, in order, downloading ahead of the extraction.
+func (b *build) extractLayers(ctx context.Context, layers []v1.Layer, dir string) error {
 	var ignore snapshot.IgnoreFunc
 	if dir == b.root {
 		ignore = b.ignore.Ignored

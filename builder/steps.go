@@ -28,6 +28,11 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 	fail := func(err error) error {
 		return fmt.Errorf("%s:%d: %s: %w", b.df.Name, line, text, err)
 	}
+	hit, err := b.lookupStep(ctx, s, n-1, cmd, Event{Stage: s.index, StageName: s.name, Step: n, Steps: total,
+		Instruction: text, Line: line})
+	if err != nil {
+		return fail(err)
+	}
 
 	var changed []string // paths a COPY/ADD/WORKDIR wrote; nil with fsChange means "walk the root"
 	fsChange := false
@@ -89,14 +94,19 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		}
 		dir = path.Clean(dir)
 		c.WorkingDir = dir
+		createdBy = "WORKDIR " + dir
+		if hit != nil {
+			break
+		}
 		created, err := b.makeWorkdir(s, dir)
 		if err != nil {
 			return fail(err)
 		}
 		if created != "" {
 			fsChange, changed = true, []string{created}
+		} else {
+			b.storeStep(s, n-1, false, createdBy, text) // cached as "no layer"
 		}
-		createdBy = "WORKDIR " + dir
 	case *instructions.CmdCommand:
 		c.Cmd = commandLine(cmd.ShellDependantCmdLine, c.Shell)
 		s.cmdSet = true
@@ -120,18 +130,27 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		c.OnBuild = append(c.OnBuild, cmd.Expression)
 		createdBy = "ONBUILD " + cmd.Expression
 	case *instructions.RunCommand:
+		if hit != nil {
+			break
+		}
 		createdBy, err = b.runCommand(ctx, s, cmd)
 		if err != nil {
 			return fail(err)
 		}
 		fsChange = true
 	case *instructions.CopyCommand:
+		if hit != nil {
+			break
+		}
 		changed, err = b.copyCommand(ctx, s, cmd)
 		if err != nil {
 			return fail(err)
 		}
 		fsChange, createdBy = true, text+" # buildkit"
 	case *instructions.AddCommand:
+		if hit != nil {
+			break
+		}
 		changed, err = b.addCommand(ctx, s, cmd)
 		if err != nil {
 			return fail(err)
@@ -142,7 +161,10 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 	}
 
 	hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}, EmptyLayer: true}
-	if fsChange && !b.o.singleSnapshot {
+	if hit != nil {
+		b.applyHit(s, hit)
+		hist.EmptyLayer = false // applyHit recorded the history
+	} else if fsChange && !b.o.singleSnapshot {
 		added, err := b.snapshotStep(ctx, s, changed, hist)
 		if err != nil {
 			return fail(err)
@@ -150,6 +172,7 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		if added {
 			hist.EmptyLayer = false
 		}
+		b.storeStep(s, n-1, added, createdBy, text)
 	} else if b.o.forceBuildMetadata && !b.o.singleSnapshot {
 		if err := b.emptyLayer(s, hist); err != nil {
 			return fail(err)

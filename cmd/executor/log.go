@@ -90,7 +90,15 @@ func (l *logger) Report(e builder.Event) {
 	case builder.EventPull:
 		l.Infof("Resolved base image %s (%s)", e.Message, round(e.Duration))
 	case builder.EventExtract:
-		l.Infof("Unpacked base image into the root (%s)", round(e.Duration))
+		what := e.Message
+		if what == "" {
+			what = "base image unpacked into the root"
+		}
+		l.Infof("%s (%s)", capitalize(what), round(e.Duration))
+	case builder.EventCacheHit:
+		l.Infof("[%d/%d] %s", e.Step, e.Steps, e.Message)
+	case builder.EventCacheMiss:
+		l.Infof("[%d/%d] %s", e.Step, e.Steps, e.Message)
 	case builder.EventStep:
 		l.Infof("[%d/%d] %s", e.Step, e.Steps, e.Instruction)
 	case builder.EventStepDone:
@@ -120,4 +128,11 @@ func round(d time.Duration) time.Duration {
 		return d.Round(10 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -97,7 +97,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) error {
-	warnUnimplemented(c, log)
 	contextDir, err := prepareContext(ctx, c, os.Stdin, log)
 	if err != nil {
 		return err
@@ -141,6 +140,11 @@ func execute(ctx context.Context, c *config, log *logger, stdout io.Writer) erro
 		builder.WithForceBuildMetadata(c.forceBuildMetadata),
 		builder.WithExtractRetries(c.imageFSExtractRetry),
 	}
+	cacheOpts, err := cacheOptions(ctx, c, pushOpts, log)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, cacheOpts...)
 	if c.customPlatform != "" {
 		p, err := dockerfile.ParsePlatform(c.customPlatform)
 		if err != nil {
@@ -236,17 +240,6 @@ func resolveDockerfile(path, contextDir string) (string, error) {
 		return "", fmt.Errorf("--dockerfile: no Dockerfile at %s (nor at %s in the context)", path, p)
 	}
 	return "", fmt.Errorf("--dockerfile: no Dockerfile at %s", path)
-}
-
-// warnUnimplemented names the accepted flags whose feature is not built yet.
-func warnUnimplemented(c *config, log *logger) {
-	var names []string
-	if c.cache {
-		names = append(names, "--cache")
-	}
-	if len(names) > 0 {
-		log.Warnf("not implemented yet, ignored: %s", strings.Join(names, ", "))
-	}
 }
 
 // layoutRefName is the tag the OCI layout's index names the image by (its

@@ -1,0 +1,192 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/kilnbuild/kiln/cache"
+	"github.com/kilnbuild/kiln/internal/copier"
+	"github.com/kilnbuild/kiln/registry"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// stepCache is the cache's view of one instruction of a stage.
+type stepCache struct {
+	key, parent cache.Key
+	inputs      []cache.Input
+	lineage     string
+	cacheable   bool              // looked up before, and stored after, running it
+	result      chan cache.Result // the lookup's answer (buffered; read once)
+}
+
+// wait returns the lookup's result.
+func (sc *stepCache) wait(ctx context.Context) cache.Result {
+	select {
+	case r := <-sc.result:
+		return r
+	case <-ctx.Done():
+		return cache.Result{Reason: ctx.Err().Error()}
+	}
+}
+
+// planCache computes the key of every instruction of the stage up front and starts looking up
+// the cacheable ones, all at once. The chain only needs the scope, which ARG, ENV, WORKDIR, USER
+// and SHELL change the same way the instructions will; COPY/ADD need their source digests.
+// When a key cannot be known (an ADD of a URL without --checksum, an expansion error), that
+// instruction and every later one of the stage are not cached.
+func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, cmds []instructions.Command) []*stepCache {
+	cc := b.o.cache
+	baseDigest, err := s.base.Digest()
+	if err != nil {
+		b.warn("stage %d: no cache: digest of its base image: %v", s.index, err)
+		return nil
+	}
+	parent := cache.NewKey(cache.Key(baseDigest.String()), cache.Text(cache.InputBuild,
+		fmt.Sprintf("reproducible=%v compression=%s/%d", b.o.reproducible, layerCompression(b.o.compression).Algorithm,
+			layerCompression(b.o.compression).Level)))
+	scope := s.scope.Clone()
+	workdir, user, shell := s.cfg.Config.WorkingDir, s.cfg.Config.User, s.cfg.Config.Shell
+	out := make([]*stepCache, len(cmds))
+	broken := false
+	now := time.Now()
+	for i, raw := range cmds {
+		sc := &stepCache{parent: parent, lineage: cache.LineageOf(b.df.Name, s.index, stageBase, i),
+			result: make(chan cache.Result, 1)}
+		out[i] = sc
+		if broken {
+			continue
+		}
+		cmd, err := b.df.Expand(raw, scope)
+		if err != nil {
+			broken = true // the step reports the error
+			continue
+		}
+		sc.inputs = []cache.Input{
+			cache.Text(cache.InputInstruction, sourceOf(cmd)),
+			cache.Map(cache.InputArgs, scope.Args()),
+			cache.List(cache.InputEnv, scope.Env()),
+			cache.Text(cache.InputConfig, fmt.Sprintf("workdir=%q user=%q shell=%q", workdir, user, shell)),
+		}
+		switch c := cmd.(type) {
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				scope.SetEnv(kv.Key, kv.Value)
+			}
+		case *instructions.ArgCommand:
+			for _, a := range c.Args {
+				scope.Declare(a)
+			}
+		case *instructions.UserCommand:
+			user = c.User
+		case *instructions.ShellCommand:
+			shell = append([]string(nil), c.Shell...)
+		case *instructions.WorkdirCommand:
+			dir := c.Path
+			if !path.IsAbs(dir) {
+				dir = path.Join("/", workdir, dir)
+			}
+			workdir = path.Clean(dir)
+			sc.cacheable = true
+		case *instructions.RunCommand:
+			sc.cacheable = cc.runLayers
+		case *instructions.CopyCommand:
+			more, err := b.copyInputs(ctx, s.index, c.SourcesAndDest, c.From, c.ExcludePatterns, "")
+			if err != nil {
+				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
+				broken = true
+				continue
+			}
+			sc.inputs = append(sc.inputs, more...)
+			sc.cacheable = cc.copyLayers
+		case *instructions.AddCommand:
+			more, err := b.copyInputs(ctx, s.index, c.SourcesAndDest, "", c.ExcludePatterns, c.Checksum)
+			if err != nil {
+				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
+				broken = true
+				continue
+			}
+			sc.inputs = append(sc.inputs, more...)
+			sc.cacheable = cc.copyLayers
+		}
+		sc.key = cache.NewKey(parent, sc.inputs...)
+		parent = sc.key
+		if sc.cacheable {
+			go func() {
+				sc.result <- cache.Lookup(ctx, cc.store, sc.key, sc.parent, sc.inputs, sc.lineage, cc.ttl, now)
+			}()
+		}
+	}
+	return out
+}
+
+// copyInputs are the inputs of a COPY/ADD beyond its text: each source file (after
+// .dockerignore and --exclude), a heredoc's content, or the digest of the stage or image a
+// COPY --from reads. An ADD of a URL is only keyed by its --checksum; without one it is an error.
+func (b *build) copyInputs(ctx context.Context, stage int, sd instructions.SourcesAndDest, from string,
+	excludes []string, checksum string) ([]cache.Input, error) {
+	var out []cache.Input
+	for _, hd := range sd.SourceContents {
+		out = append(out, cache.Digest("heredoc:"+hd.Path, []byte(hd.Data)))
+	}
+	if from != "" {
+		d, err := b.fromDigest(ctx, stage, from)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, cache.Text(cache.InputFrom, d)), nil
+	}
+	var local []string
+	for _, src := range sd.SourcePaths {
+		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@") {
+			if checksum == "" {
+				return nil, fmt.Errorf("ADD %s has no --checksum, so its content is unknown before downloading it", src)
+			}
+			out = append(out, cache.Text("url:"+src, checksum))
+			continue
+		}
+		local = append(local, src)
+	}
+	if len(local) == 0 {
+		return out, nil
+	}
+	req := copier.Request{Sources: local, Exclude: b.dockerignore.Excluded}
+	if err := withExcludes(&req, excludes); err != nil {
+		return nil, err
+	}
+	srcs := cache.Sources{Root: b.o.contextDir, Paths: local, Exclude: req.Exclude}
+	if len(excludes) == 0 {
+		srcs.ExcludeDir = b.dockerignore.ExcludedDir
+	}
+	files, err := cache.FileInputs(srcs)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, files...), nil
+}
+
+// fromDigest is the digest of what COPY --from reads: an earlier stage's image, or an image.
+func (b *build) fromDigest(ctx context.Context, stage int, from string) (string, error) {
+	if idx, ok := b.stageIndex(from, stage); ok {
+		r, ok := b.results[idx]
+		if !ok {
+			return "", fmt.Errorf("--from=%s: stage %d was not built", from, idx)
+		}
+		d, err := r.image.Digest()
+		if err != nil {
+			return "", fmt.Errorf("--from=%s: %w", from, err)
+		}
+		return "stage:" + d.String(), nil
+	}
+	img, err := registry.Pull(ctx, from, b.o.pull...)
+	if err != nil {
+		return "", fmt.Errorf("--from=%s: %w", from, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("--from=%s: %w", from, err)
+	}
+	return "image:" + d.String(), nil
+}
