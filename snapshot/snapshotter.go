@@ -166,13 +166,14 @@ func (s *Snapshotter) write(ctx context.Context, changes []change) (*Layer, erro
 	}
 	return writeLayer(s.opts.layerDir, s.opts.compression, func(out io.Writer) error {
 		tw := newTarWriter(out, s.root, s.opts.reproducible)
+		ahead := startPrefetch(ctx, s.root, changes)
+		defer ahead.stop()
 		for i, c := range changes {
-			if i%256 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			f, err := ahead.get(ctx, i)
+			if err != nil {
+				return err
 			}
-			if err := tw.write(c); err != nil {
+			if err := tw.write(c, f); err != nil {
 				return err
 			}
 		}

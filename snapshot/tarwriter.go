@@ -42,8 +42,11 @@ func (w *tarWriter) modTime(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-// write adds one change to the tar stream.
-func (w *tarWriter) write(c change) error {
+// write adds one change to the tar stream; f holds what the readers fetched for it.
+func (w *tarWriter) write(c change, f *fetched) error {
+	if f.err != nil {
+		return f.err
+	}
 	if c.kind != changeAdd {
 		return w.tw.WriteHeader(&tar.Header{
 			Typeflag: tar.TypeReg,
@@ -95,22 +98,20 @@ func (w *tarWriter) write(c change) error {
 			w.links[key] = hdr.Name
 		}
 	}
-	if hdr.Typeflag != tar.TypeLink {
-		xattrs, err := readXattrs(host)
-		if err != nil {
-			return err
-		}
-		if len(xattrs) > 0 {
-			hdr.PAXRecords = make(map[string]string, len(xattrs))
-			for k, v := range xattrs {
-				hdr.PAXRecords[paxXattrPrefix+k] = v
-			}
+	if hdr.Typeflag != tar.TypeLink && len(f.xattrs) > 0 {
+		hdr.PAXRecords = make(map[string]string, len(f.xattrs))
+		for k, v := range f.xattrs {
+			hdr.PAXRecords[paxXattrPrefix+k] = v
 		}
 	}
 	if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing tar header for %s: %w", c.path, err)
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		if f.data != nil {
+			_, err := w.tw.Write(f.data)
+			return err
+		}
 		return w.copyContent(host, c.path, hdr.Size)
 	}
 	return nil
