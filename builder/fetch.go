@@ -25,7 +25,8 @@ type fetchedLayer struct {
 	done  chan struct{}
 }
 
-// localLayer is a layer whose blob is already a file here (a layer this build wrote).
+// localLayer is a layer whose blob may already be a file here (a layer this build wrote, or a
+// base layer in the local cache); Path is "" when it is not.
 type localLayer interface{ Path() string }
 
 // prefetch starts downloading every remote layer's compressed blob into dir, a few at a time,
@@ -38,7 +39,7 @@ func prefetch(ctx context.Context, layers []v1.Layer, dir string) []*fetchedLaye
 	for i, l := range layers {
 		f := &fetchedLayer{layer: l, done: make(chan struct{})}
 		out[i] = f
-		if _, ok := l.(localLayer); ok {
+		if ll, ok := l.(localLayer); ok && ll.Path() != "" {
 			close(f.done)
 			continue
 		}

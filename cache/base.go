@@ -66,6 +66,19 @@ type cachedLayer struct {
 	c *BaseCache
 }
 
+// Path is the cached blob's file when it is in the cache ("" otherwise), so the builder reads
+// it in place instead of copying it first as it does with downloads.
+func (l *cachedLayer) Path() string {
+	d, err := l.Layer.Digest()
+	if err != nil {
+		return ""
+	}
+	if fi, err := os.Stat(l.c.path(d)); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return l.c.path(d)
+}
+
 func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 	d, err := l.Layer.Digest()
 	if err != nil {

@@ -154,6 +154,9 @@ func TestBaseCacheKeepsVerifiedLayers(t *testing.T) {
 	if bc.Has(d0) {
 		t.Fatal("a partially read layer entered the cache")
 	}
+	if p := layers[0].(interface{ Path() string }).Path(); p != "" {
+		t.Fatalf("Path() = %q before the layer is cached, want \"\"", p)
+	}
 	for _, l := range layers {
 		rc, _ := l.Compressed()
 		if _, err := io.Copy(io.Discard, rc); err != nil {
@@ -163,6 +166,9 @@ func TestBaseCacheKeepsVerifiedLayers(t *testing.T) {
 	}
 	if !bc.Has(d0) || !bc.Has(d1) {
 		t.Fatal("fully read layers are not in the cache")
+	}
+	if p := layers[0].(interface{ Path() string }).Path(); p != filepath.Join(dir, "blobs", "sha256", d0.Hex) {
+		t.Fatalf("Path() = %q once cached, want the blob's file", p)
 	}
 	// From now on the layer is served from disk: prove it by corrupting the file.
 	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", d0.Hex), []byte("from disk"), 0o644); err != nil {
