@@ -28,9 +28,10 @@ import (
 func main() {
 	if os.Getenv("GOGC") == "" {
 		// A build holds a record of every path in the root while it walks it; collecting
-		// garbage twice as often keeps the pod's peak memory (its limit) near that live set,
-		// for a CPU cost that is small next to the filesystem work.
-		debug.SetGCPercent(50)
+		// garbage four times as often as Go's default keeps the pod's peak memory (its limit)
+		// near that live set, for a CPU cost that is small next to the filesystem work
+		// (manyfiles: 73 MB at the default, 65 MB at 50, 58-61 MB at 25).
+		debug.SetGCPercent(25)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
