@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,13 +71,22 @@ func lstatRecord(host string) (record, error) {
 	return r, nil
 }
 
-// walker records every non-ignored path under one image path of a root.
+// walkWorkers is how many directories are read at once: a walk is lstat calls, and two
+// cores issue them twice as fast.
+const walkWorkers = 4
+
+// walker records every non-ignored path under one image path of a root. Directories are
+// listed concurrently by up to walkWorkers goroutines; a directory found while no worker is
+// free is walked by the goroutine that found it.
 type walker struct {
 	ctx    context.Context
 	root   string
 	opts   *options
+	mu     sync.Mutex // guards out and err
 	out    state
-	visits int
+	err    error
+	tokens chan struct{}
+	wg     sync.WaitGroup
 }
 
 // walkState records imagePath and everything below it into out. A missing imagePath records
@@ -92,29 +102,50 @@ func walkState(ctx context.Context, root string, imagePath string, opts *options
 		}
 		return err
 	}
-	w := &walker{ctx: ctx, root: root, opts: opts, out: out}
-	return w.visit(imagePath, r)
-}
-
-func (w *walker) visit(imagePath string, r record) error {
+	w := &walker{ctx: ctx, root: root, opts: opts, out: out, tokens: make(chan struct{}, walkWorkers-1)}
 	if r.isSocket() {
-		return nil // sockets cannot be stored in a layer
-	}
-	w.out[imagePath] = r
-	if !r.isDir() {
 		return nil
 	}
-	w.visits++
-	if w.visits%256 == 0 {
-		if err := w.ctx.Err(); err != nil {
-			return err
-		}
+	out[imagePath] = r
+	if r.isDir() {
+		w.dir(imagePath)
 	}
-	host := hostPath(w.root, imagePath)
-	names, err := readDirNames(host)
+	w.wg.Wait()
+	return w.err
+}
+
+func (w *walker) failed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+// dir records the children of the directory imagePath and walks the subdirectories.
+func (w *walker) dir(imagePath string) {
+	if w.failed() {
+		return
+	}
+	if err := w.ctx.Err(); err != nil {
+		w.fail(err)
+		return
+	}
+	names, err := readDirNames(hostPath(w.root, imagePath))
 	if err != nil {
-		return err
+		if !errors.Is(err, os.ErrNotExist) { // removed while we walked
+			w.fail(err)
+		}
+		return
 	}
+	recs := make([]record, 0, len(names))
+	paths := make([]string, 0, len(names))
 	for _, name := range names {
 		child := childPath(imagePath, name)
 		if w.opts.ignored(child) {
@@ -125,13 +156,36 @@ func (w *walker) visit(imagePath string, r record) error {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // removed while we walked
 			}
-			return err
+			w.fail(err)
+			return
 		}
-		if err := w.visit(child, cr); err != nil {
-			return err
+		if cr.isSocket() {
+			continue // sockets cannot be stored in a layer
+		}
+		recs = append(recs, cr)
+		paths = append(paths, child)
+	}
+	w.mu.Lock()
+	for i, p := range paths {
+		w.out[p] = recs[i]
+	}
+	w.mu.Unlock()
+	for i, p := range paths {
+		if !recs[i].isDir() {
+			continue
+		}
+		select {
+		case w.tokens <- struct{}{}:
+			w.wg.Add(1)
+			go func(p string) {
+				defer w.wg.Done()
+				defer func() { <-w.tokens }()
+				w.dir(p)
+			}(p)
+		default:
+			w.dir(p)
 		}
 	}
-	return nil
 }
 
 // readDirNames lists a directory's entry names without stat'ing them.
