@@ -148,6 +148,10 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 		snapshot.WithIgnore(b.ignore.Ignored),
 		snapshot.WithCompression(layerCompression(b.o.compression)),
 		snapshot.WithReproducible(b.o.reproducible),
+		snapshot.WithProgress(10000, func(entries int, bytes int64) {
+			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(entries),
+				Message: fmt.Sprintf("snapshot: %d entries, %s of file content written so far", entries, humanBytes(bytes))})
+		}),
 		snapshot.WithLayerDir(filepath.Join(b.workDir, "layers")))
 
 	for i, idx := range plan {

@@ -19,7 +19,7 @@ const (
 	EventBuildDone  EventKind = "build-done"  // the whole build finished (Duration)
 	EventCacheHit   EventKind = "cache-hit"   // a cached layer replaces the instruction (Message: key)
 	EventCacheMiss  EventKind = "cache-miss"  // no usable cache entry (Message: key and why)
-	EventProgress   EventKind = "progress"    // a base layer pulled and unpacked (Done of Total layers, Message)
+	EventProgress   EventKind = "progress"    // long work moving: a base layer pulled and unpacked (Done of Total layers), or a large snapshot's entries so far (Done)
 )
 
 // Event is one thing a build reports. Fields that do not apply to a kind are zero.

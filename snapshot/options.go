@@ -23,6 +23,14 @@ type options struct {
 	compression  Compression
 	reproducible bool
 	layerDir     string
+	progress     func(entries int, bytes int64)
+	every        int
+}
+
+// WithProgress calls f while a layer is written, after every `every` entries, with the
+// entries and content bytes written so far, so that snapshotting a large tree visibly moves.
+func WithProgress(every int, f func(entries int, bytes int64)) Option {
+	return func(o *options) { o.progress, o.every = f, every }
 }
 
 // WithIgnore excludes the paths for which f returns true (and everything below them).

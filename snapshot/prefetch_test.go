@@ -108,3 +108,24 @@ func TestTakeReadAheadErrorsAndCancel(t *testing.T) {
 		t.Fatalf("%d goroutines left running (%d before)", n, before)
 	}
 }
+
+func TestTakeReportsProgress(t *testing.T) {
+	root := t.TempDir()
+	f := fsOps{t, root}
+	var calls []string
+	s := New(root, WithLayerDir(t.TempDir()), WithProgress(5, func(entries int, bytes int64) {
+		calls = append(calls, fmt.Sprintf("%d:%d", entries, bytes))
+	}))
+	if err := s.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 12; i++ {
+		f.write(fmt.Sprintf("/f%02d", i), "abc", 0o644) // 12 entries of 3 bytes
+	}
+	if _, err := s.Take(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(calls, " "); got != "5:15 10:30" {
+		t.Fatalf("progress calls %q, want after 5 and 10 entries", got)
+	}
+}

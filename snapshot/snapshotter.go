@@ -168,6 +168,7 @@ func (s *Snapshotter) write(ctx context.Context, changes []change) (*Layer, erro
 		tw := newTarWriter(out, s.root, s.opts.reproducible)
 		ahead := startPrefetch(ctx, s.root, changes)
 		defer ahead.stop()
+		var bytes int64
 		for i, c := range changes {
 			f, err := ahead.get(ctx, i)
 			if err != nil {
@@ -175,6 +176,12 @@ func (s *Snapshotter) write(ctx context.Context, changes []change) (*Layer, erro
 			}
 			if err := tw.write(c, f); err != nil {
 				return err
+			}
+			if c.kind == changeAdd && c.rec.isReg() {
+				bytes += c.rec.size
+			}
+			if s.opts.progress != nil && s.opts.every > 0 && (i+1)%s.opts.every == 0 {
+				s.opts.progress(i+1, bytes)
 			}
 		}
 		return tw.close()

@@ -115,7 +115,7 @@ func (l *logger) Report(e builder.Event) {
 	case builder.EventBuildDone:
 		l.Infof("Build done in %s", round(e.Duration))
 	case builder.EventProgress:
-		l.Debugf("%s: %d/%d bytes", e.Message, e.Done, e.Total)
+		l.Infof("%s", e.Message)
 	default:
 		if e.Message != "" {
 			l.Infof("%s", e.Message)
