@@ -1,13 +1,15 @@
 package builder
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kilnbuild/kiln/internal/copier"
 )
 
 // moveAside moves everything under root except ignored paths into dst, keeping the tree's
@@ -50,8 +52,8 @@ func moveChildren(root, dst, dir string, ignore *ignoreList) error {
 			if !errors.Is(err, syscall.EXDEV) {
 				return fmt.Errorf("moving %s: %w", p, err)
 			}
-			if err := copyTree(src, to); err != nil {
-				return err
+			if err := copyEntry(root, dst, p); err != nil {
+				return fmt.Errorf("copying %s aside: %w", p, err)
 			}
 			if err := os.RemoveAll(src); err != nil {
 				return err
@@ -61,57 +63,29 @@ func moveChildren(root, dst, dir string, ignore *ignoreList) error {
 	return nil
 }
 
-// copyTree copies a file tree preserving modes, owners, symlinks and mtimes (the rare
-// cross-filesystem case of moveAside).
-func copyTree(src, dst string) error {
-	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+// copyEntry copies the image path p of root to the same path under dst, keeping modes,
+// owners, times, links and xattrs: the rare cross-filesystem case of moveAside, done by the
+// same code as COPY --from (owners kept). A symlink is recreated, not followed.
+func copyEntry(root, dst, p string) error {
+	src := filepath.Join(root, p)
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, err := os.Readlink(src)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		st, _ := fi.Sys().(*syscall.Stat_t)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(target, to); err != nil {
-				return err
-			}
-		case fi.IsDir():
-			if err := os.MkdirAll(to, fi.Mode().Perm()); err != nil {
-				return err
-			}
-		case fi.Mode().IsRegular():
-			in, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
-			if err != nil {
-				in.Close()
-				return err
-			}
-			_, err = io.Copy(out, in)
-			in.Close()
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			return nil // devices, fifos and sockets are not needed for COPY --from
+		to := filepath.Join(dst, p)
+		if err := os.Symlink(target, to); err != nil {
+			return err
 		}
-		if st != nil {
-			_ = os.Lchown(to, int(st.Uid), int(st.Gid))
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			_ = os.Chmod(to, fi.Mode())
-			_ = os.Chtimes(to, fi.ModTime(), fi.ModTime())
-		}
-		return nil
+		st := fi.Sys().(*syscall.Stat_t)
+		return os.Lchown(to, int(st.Uid), int(st.Gid))
+	}
+	_, err = copier.Copy(context.Background(), copier.Request{
+		SrcRoot: root, Sources: []string{p}, Root: dst, Dest: p, WorkDir: "/", UID: -1, GID: -1,
 	})
+	return err
 }

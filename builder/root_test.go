@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestIgnoreList(t *testing.T) {
@@ -113,5 +115,37 @@ func TestDirectoryModeRejectsWorkDirInsideRoot(t *testing.T) {
 	WithDirectoryRoot("/")(&o)
 	if _, err := newBuild(o); err == nil {
 		t.Fatalf("a directory root of / must be refused")
+	}
+}
+
+// The cross-filesystem fallback of moveAside keeps what the stage's files are: content,
+// modes with setuid, owners, mtimes, symlinks not followed.
+func TestCopyEntryKeepsMetadata(t *testing.T) {
+	root, dst := t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "usr/bin"), 0o750))
+	must(t, os.WriteFile(filepath.Join(root, "usr/bin/tool"), []byte("tool"), 0o755))
+	must(t, os.Chown(filepath.Join(root, "usr/bin/tool"), 1234, 5678)) // before chmod: chown clears setuid
+	must(t, os.Chmod(filepath.Join(root, "usr/bin/tool"), 0o755|os.ModeSetuid))
+	mtime := time.Unix(1700000000, 0)
+	must(t, os.Chtimes(filepath.Join(root, "usr/bin/tool"), mtime, mtime))
+	must(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
+	for _, p := range []string{"/usr", "/bin"} {
+		if err := copyEntry(root, dst, p); err != nil {
+			t.Fatalf("copyEntry %s: %v", p, err)
+		}
+	}
+	fi, err := os.Lstat(filepath.Join(dst, "usr/bin/tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode()&os.ModeSetuid == 0 || fi.Mode().Perm() != 0o755 || st.Uid != 1234 || st.Gid != 5678 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("usr/bin/tool copied as %v %d:%d %v", fi.Mode(), st.Uid, st.Gid, fi.ModTime())
+	}
+	if dfi, _ := os.Lstat(filepath.Join(dst, "usr/bin")); dfi == nil || dfi.Mode().Perm() != 0o750 {
+		t.Errorf("usr/bin mode not kept: %v", dfi)
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "bin")); err != nil || target != "usr/bin" {
+		t.Errorf("bin must stay a symlink to usr/bin: %q %v", target, err)
 	}
 }
