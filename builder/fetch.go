@@ -17,12 +17,13 @@ const fetchJobs = 3
 
 // fetchedLayer is a layer's compressed blob, downloaded ahead of its extraction.
 type fetchedLayer struct {
-	layer v1.Layer
-	path  string // local file holding the compressed blob ("" = read the layer directly)
-	size  int64
-	took  time.Duration
-	err   error
-	done  chan struct{}
+	layer  v1.Layer
+	path   string // local file holding the compressed blob ("" = read the layer directly)
+	pulled bool   // the blob came over the network in this build
+	size   int64
+	took   time.Duration
+	err    error
+	done   chan struct{}
 }
 
 // localLayer is a layer whose blob may already be a file here (a layer this build wrote, or a
@@ -55,8 +56,15 @@ func prefetch(ctx context.Context, layers []v1.Layer, dir string) []*fetchedLaye
 			}
 			defer func() { <-sem }()
 			start := time.Now()
+			defer func() { f.took, f.pulled = time.Since(start), f.err == nil }()
+			if ll, ok := l.(localLayer); ok {
+				// Backed by the local cache, which stores the blob as it is read: read it once
+				// to fill the cache, then extract from the cache file, not from a second copy.
+				if f.size, f.err = drain(l); f.err == nil && ll.Path() != "" {
+					return
+				}
+			}
 			f.path, f.size, f.err = download(l, dir)
-			f.took = time.Since(start)
 		}()
 	}
 	return out
@@ -82,6 +90,19 @@ func download(l v1.Layer, dir string) (string, int64, error) {
 		return "", 0, err
 	}
 	return f.Name(), n, nil
+}
+
+// drain reads a layer's compressed blob to the end.
+func drain(l v1.Layer) (int64, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.Discard, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
 
 // open returns the blob to extract, waiting for its download.

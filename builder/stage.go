@@ -226,7 +226,7 @@ func (b *build) extractLayers(ctx context.Context, layers []v1.Layer, dir string
 			d, _ := f.layer.Digest()
 			return fmt.Errorf("unpacking layer %d/%d (%s): %w", i+1, len(layers), d, err)
 		}
-		if f.path != "" {
+		if f.pulled {
 			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(i + 1), Total: int64(len(layers)),
 				Message: fmt.Sprintf("layer %d/%d %s: pulled %s in %s, unpacked in %s", i+1, len(layers),
 					shortDigest(f.layer), humanBytes(f.size), f.took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
