@@ -66,13 +66,16 @@ func (b *build) materialise(ctx context.Context, s *stageState) error {
 	if !s.lazy && len(s.pending) == 0 {
 		return nil
 	}
+	changed := false
 	if s.lazy {
-		if err := b.prepareRoot(ctx, s.index, s.baseDesc, s.base); err != nil {
+		unpacked, err := b.prepareRoot(ctx, s.index, s.baseDesc, s.base)
+		if err != nil {
 			return err
 		}
-		s.lazy = false
+		s.lazy, changed = false, unpacked
 	}
 	if len(s.pending) > 0 {
+		changed = true
 		start := time.Now()
 		if err := b.extractLayers(ctx, s.pending, b.root); err != nil {
 			return fmt.Errorf("unpacking cached layers into the root: %w", err)
@@ -80,6 +83,9 @@ func (b *build) materialise(ctx context.Context, s *stageState) error {
 		s.pending = nil
 		b.o.reporter.Report(Event{Kind: EventExtract, Time: time.Now(), Stage: s.index, Duration: time.Since(start),
 			Message: "cached layers unpacked"})
+	}
+	if !changed {
+		return nil // the root still holds the previous stage, as the snapshot recorded it
 	}
 	if err := b.snap.Reset(ctx); err != nil {
 		return fmt.Errorf("recording the root after unpacking cached layers: %w", err)

@@ -57,11 +57,14 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	}
 	lazy := b.cacheOn() // with a cache, the root is prepared when the first instruction misses
 	if !lazy {
-		if err := b.prepareRoot(ctx, idx, base, baseImg); err != nil {
+		unpacked, err := b.prepareRoot(ctx, idx, base, baseImg)
+		if err != nil {
 			return nil, err
 		}
-		if err := b.snap.Reset(ctx); err != nil {
-			return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
+		if unpacked {
+			if err := b.snap.Reset(ctx); err != nil {
+				return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
+			}
 		}
 	}
 
@@ -179,10 +182,12 @@ func (b *build) baseImage(ctx context.Context, base dockerfile.Base) (v1.Image, 
 	return img, nil
 }
 
-// prepareRoot makes the root hold exactly the base image's filesystem (plus ignored paths).
-func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, img v1.Image) error {
+// prepareRoot makes the root hold exactly the base image's filesystem (plus ignored paths). It
+// reports whether it unpacked anything: when the previous stage is this one's base and still
+// in place, the root and the snapshot's record of it are already right.
+func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, img v1.Image) (bool, error) {
 	if base.Stage >= 0 && b.rootHolds == base.Stage {
-		return nil // the previous stage is this one's base and is still in place
+		return false, nil
 	}
 	b.rootHolds = -1
 	start := time.Now()
@@ -195,10 +200,10 @@ func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, 
 		b.warn("unpacking the base image of stage %d failed (%v); retrying (%d/%d)", idx, err, attempt, b.o.extractRetries)
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	b.o.reporter.Report(Event{Kind: EventExtract, Time: time.Now(), Stage: idx, Duration: time.Since(start)})
-	return nil
+	return true, nil
 }
 
 // extractImage unpacks every layer of img into dir, in order.
