@@ -9,8 +9,8 @@ import (
 )
 
 // TestRetriesThroughFlakyRegistry puts a proxy in front of the registry that answers the first
-// manifest GET (the base pull) and the first upload start (the push check, or the push when the
-// check is skipped) with 503. --image-download-retry and --push-retry carry the build through;
+// manifest GET (the base pull) and the first two upload starts (the push check, or the push
+// when the check is skipped) with 503. --image-download-retry and --push-retry carry the build through;
 // without one of them it fails naming the reference and the registry's answer.
 func TestRetriesThroughFlakyRegistry(t *testing.T) {
 	requireRoot(t)
@@ -21,7 +21,10 @@ func TestRetriesThroughFlakyRegistry(t *testing.T) {
 	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo retried > /retried\n"})
 	faults := []fault{
 		{Method: http.MethodGet, PathPart: "/manifests/", Times: 1, Status: http.StatusServiceUnavailable, Message: "injected pull failure"},
-		{Method: http.MethodPost, PathPart: "/blobs/uploads/", Times: 1, Status: http.StatusServiceUnavailable, Message: "injected push failure"},
+		// Twice: a failed cross-repository mount is silently retried as a plain upload by
+		// go-containerregistry, so one fault that happens to hit the base layer's mount would
+		// be absorbed. With two, whichever uploads they hit, one that has no fallback fails.
+		{Method: http.MethodPost, PathPart: "/blobs/uploads/", Times: 2, Status: http.StatusServiceUnavailable, Message: "injected push failure"},
 	}
 	build := func(dest string, extra ...string) testenv.Pod {
 		return registryPod(t, ctx, append([]string{"--destination", proxy.Addr + "/" + dest, "--insecure", "--insecure-pull"}, extra...)...)
