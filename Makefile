@@ -1,18 +1,22 @@
-# Kiln: make build writes bin/executor; make test runs every test (unit and integration, as root);
+# Kiln: make build writes bin/executor and bin/pipeline; make test runs every test (unit and integration, as root);
 # make bench runs the Go benchmarks; make demo builds and pushes a sample image end to end.
 GO ?= go
 PKG := ./...
 
-.PHONY: build test unit bench bench-compare demo deps clean
+.PHONY: build test unit bench bench-compare demo deps clean k8s
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/executor ./cmd/executor
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/executor ./cmd/pipeline
 
 deps:
 	bash scripts/deps.sh
 
-test: deps build
-	KILN_EXECUTOR=$(CURDIR)/bin/executor $(GO) test -race -timeout 40m -count=1 $(PKG)
+# Builds the Kubernetes binaries the kube tests run (once, kept in /var/cache/kiln; ~20 min).
+k8s:
+	bash integration/k8stools/build.sh
+
+test: deps build k8s
+	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
 
 unit:
 	$(GO) test -short -count=1 $(PKG)

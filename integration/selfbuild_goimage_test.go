@@ -7,13 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -23,40 +20,23 @@ import (
 
 // pushGoImage pushes a Go toolchain image made from this machine (the stand-in for
 // golang:1.26-bookworm, which is not reachable here) as repoTag and returns its reference.
-// Three layers, as golang's image has several: a busybox userland with /etc/ssl/certs, the
-// host's GOROOT at /usr/local/go, and a module cache at /go/pkg/mod pre-seeded with what
-// `go mod download` and the executor's build need (what a CI cache volume would hold).
-// The layers are tarred and gzipped by tar(1) and gzip(1), concurrently: in a test binary
-// built with -race, compressing ~800 MB in-process takes minutes.
+// testenv.GoToolchainImage gives its first two layers, as golang's image has them: a busybox
+// userland with /etc/ssl/certs and the host's GOROOT at /usr/local/go (cached between runs).
+// A third layer is a module cache at /go/pkg/mod pre-seeded with what `go mod download` and the
+// executor's build need (what a CI cache volume would hold), tarred and gzipped by tar(1) and
+// gzip(1): in a test binary built with -race, compressing it in-process takes minutes.
 func pushGoImage(t *testing.T, reg *testenv.Registry, repo, repoTag string) string {
 	t.Helper()
 	work := t.TempDir()
-	roots := map[string]func(string){
-		"base": func(dir string) { baseRoot(t, dir) },
-		"goroot": func(dir string) {
-			mkdirs(t, dir, "usr/local")
-			hostCmd(t, "", nil, "cp", "-a", hostGoEnv(t, repo, "GOROOT"), filepath.Join(dir, "usr/local/go"))
-		},
-		"modcache": func(dir string) { seedModules(t, repo, filepath.Join(dir, "go/pkg/mod")) },
-	}
-	order := []string{"base", "goroot", "modcache"}
-	layers := make([]v1.Layer, len(order))
-	var wg sync.WaitGroup
-	for i, n := range order {
-		dir := filepath.Join(work, n)
-		mkdirs(t, dir, ".")
-		roots[n](dir)
-		wg.Go(func() { layers[i] = gzipLayer(t, dir, filepath.Join(work, n+".tar.gz")) })
-	}
-	wg.Wait()
+	dir := filepath.Join(work, "modcache")
+	mkdirs(t, dir, ".")
+	seedModules(t, repo, filepath.Join(dir, "go/pkg/mod"))
+	modcache := gzipLayer(t, dir, filepath.Join(work, "modcache.tar.gz"))
 	if t.Failed() {
 		t.FailNow()
 	}
-	adds := make([]mutate.Addendum, len(layers))
-	for i, l := range layers {
-		adds[i] = mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "selfbuild: " + order[i]}}
-	}
-	img, err := mutate.Append(empty.Image, adds...)
+	img, err := mutate.Append(testenv.GoToolchainImage(t),
+		mutate.Addendum{Layer: modcache, History: v1.History{CreatedBy: "selfbuild: modcache"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +45,7 @@ func pushGoImage(t *testing.T, reg *testenv.Registry, repo, repoTag string) stri
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", runtime.GOARCH, goImageConfig(t)
+	cf.Config = goImageConfig(t)
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
@@ -78,20 +58,6 @@ func pushGoImage(t *testing.T, reg *testenv.Registry, repo, repoTag string) stri
 		t.Fatalf("push the Go image to %s: %v", ref, err)
 	}
 	return ref
-}
-
-// baseRoot lays out the Go image's userland under dir: busybox in /bin, root's passwd and
-// group entries, /tmp, /root and the host's CA bundle.
-func baseRoot(t *testing.T, dir string) {
-	t.Helper()
-	mkdirs(t, dir, "bin", "etc/ssl/certs", "root", "tmp", "go/bin")
-	if err := os.Chmod(filepath.Join(dir, "tmp"), os.ModeSticky|0o777); err != nil {
-		t.Fatal(err)
-	}
-	addBusybox(t, filepath.Join(dir, "bin"))
-	hostCmd(t, "", nil, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(dir, "etc/ssl/certs/"))
-	writeSmallFile(t, filepath.Join(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-	writeSmallFile(t, filepath.Join(dir, "etc/group"), "root:x:0:\n")
 }
 
 // goImageConfig is the config of the Go image: golang's PATH and GOPATH, no VCS stamping (the
@@ -116,7 +82,7 @@ func seedModules(t *testing.T, repo, modCache string) {
 	proxy := "file://" + filepath.Join(hostGoEnv(t, repo, "GOMODCACHE"), "cache/download") + "," + hostGoEnv(t, repo, "GOPROXY")
 	env := []string{"GOMODCACHE=" + modCache, "GOPROXY=" + proxy, "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local"}
 	hostCmd(t, repo, env, hostGo(), "mod", "download")
-	hostCmd(t, repo, env, hostGo(), "list", "-deps", "./cmd/executor")
+	hostCmd(t, repo, env, hostGo(), "list", "-deps", "./cmd/executor", "./cmd/pipeline")
 }
 
 // mkdirs creates each path (0755) under dir.

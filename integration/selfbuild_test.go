@@ -57,6 +57,7 @@ func TestPodBuildsItsOwnImage(t *testing.T) {
 	checkExecutorFiles(t, files)
 	rootfs := testenv.UmociUnpack(t, testenv.SkopeoCopyToOCI(t, reg, dest, "debug"), "debug")
 	checkStatic(t, filepath.Join(rootfs, "kaniko/executor"))
+	checkStatic(t, filepath.Join(rootfs, "kaniko/pipeline"))
 	phase("image checks")
 
 	// The executor from the image builds and pushes an image of its own.
@@ -116,13 +117,15 @@ func checkExecutorConfig(t *testing.T, cf *v1.ConfigFile) {
 	}
 }
 
-// checkExecutorFiles checks the image holds the executor, certificates and busybox, and
+// checkExecutorFiles checks the image holds the executor, the pipeline, certificates and busybox, and
 // nothing of the build stage.
 func checkExecutorFiles(t *testing.T, files map[string]testenv.FileEntry) {
 	t.Helper()
-	exe := file(t, files, "kaniko/executor")
-	if exe.Type != '0' || exe.Mode&0o111 == 0 || exe.Size < 1<<20 {
-		t.Errorf("/kaniko/executor: type %c mode %o size %d, want an executable file", exe.Type, exe.Mode, exe.Size)
+	for _, bin := range []string{"kaniko/executor", "kaniko/pipeline"} {
+		exe := file(t, files, bin)
+		if exe.Type != '0' || exe.Mode&0o111 == 0 || exe.Size < 1<<20 {
+			t.Errorf("/%s: type %c mode %o size %d, want an executable file", bin, exe.Type, exe.Mode, exe.Size)
+		}
 	}
 	certs := file(t, files, "kaniko/ssl/certs/ca-certificates.crt")
 	if !strings.Contains(string(certs.Content), "BEGIN CERTIFICATE") {
@@ -160,27 +163,6 @@ func checkStatic(t *testing.T, path string) {
 	}
 }
 
-// addBusybox installs the host's static busybox in dir with a symlink per applet.
-func addBusybox(t *testing.T, dir string) {
-	t.Helper()
-	const bin = "/bin/busybox"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s missing (apt-get install busybox-static): %v", bin, err)
-	}
-	hostCmd(t, "", nil, "cp", bin, filepath.Join(dir, "busybox"))
-	list, err := exec.Command(bin, "--list").Output()
-	if err != nil {
-		t.Fatalf("%s --list: %v", bin, err)
-	}
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" {
-			if err := os.Symlink("busybox", filepath.Join(dir, applet)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 // hostGo returns the go command running these tests.
 func hostGo() string {
 	if p, err := exec.LookPath("go"); err == nil {
@@ -206,12 +188,4 @@ func hostCmd(t *testing.T, dir string, env []string, name string, args ...string
 		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
 	}
 	return string(out)
-}
-
-// writeSmallFile writes content to path (mode 0644).
-func writeSmallFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

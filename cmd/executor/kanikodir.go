@@ -8,10 +8,6 @@ import (
 	"strings"
 )
 
-// defaultKanikoDir is where Kaniko's image (and ours) keeps the executor, its certificates and
-// the registry credentials.
-const defaultKanikoDir = "/kaniko"
-
 // relocateKanikoDir honours --kaniko-dir (or KANIKO_DIR) the way Kaniko does: the contents of
 // /kaniko are copied to the new directory, and DOCKER_CONFIG and SSL_CERT_DIR follow them, so
 // the build may then treat /kaniko as ordinary image content (building the executor's own

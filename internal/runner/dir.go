@@ -32,8 +32,14 @@ func runDir(ctx context.Context, s Spec) (err error) {
 		return err
 	}
 	dir := cleanImagePath(s.Dir)
-	if err := ensureWorkdir(root, dir, s.UID, s.GID); err != nil {
+	inMount, err := workdirInMount(root, dir, s.Mounts)
+	if err != nil {
 		return err
+	}
+	if !inMount {
+		if err := ensureWorkdir(root, dir, s.UID, s.GID); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "kiln-run-")
 	if err != nil {
@@ -49,8 +55,10 @@ func runDir(ctx context.Context, s Spec) (err error) {
 	}()
 	is, err := prepareDir(sc, tmp, root, dir, s)
 	if err != nil {
+		sc.seal() // nothing ran: undo restores every parent's times
 		return err
 	}
+	is.MakeDir = inMount
 	sc.seal()
 	return startHelper(ctx, is, s)
 }
@@ -96,6 +104,7 @@ func prepareDir(sc *scratch, tmp, root, dir string, s Spec) (*initSpec, error) {
 	if is.Dev, err = sc.ensure("/dev", true); err != nil {
 		return nil, err
 	}
+	points := []mountPoint{{"/proc", is.Proc}, {"/sys", is.Sys}, {"/dev", is.Dev}}
 	// Private copies: a command writing /etc/hosts must not change the host's.
 	hosts, err := hostsFile(is.Hostname)
 	if err != nil {
@@ -124,6 +133,10 @@ func prepareDir(sc *scratch, tmp, root, dir string, s Spec) (*initSpec, error) {
 			return nil, err
 		}
 		is.Binds = append(is.Binds, bind{Source: src, Target: target})
+		points = append(points, mountPoint{p, target})
+	}
+	if is.Mounts, err = prepareMounts(sc, s.Mounts, points); err != nil {
+		return nil, err
 	}
 	return is, nil
 }

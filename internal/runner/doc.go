@@ -16,6 +16,8 @@
 //     /dev/pts, a tmpfs at /dev/shm and the usual fd/stdin/stdout/stderr/ptmx
 //     symlinks), and private copies of the host's /etc/hosts and
 //     /etc/resolv.conf, so writes to any of them never reach the host.
+//     Spec.Mounts bind host files or directories into the root for the
+//     run (recursively, read-only on request), visible to the run only.
 //
 // # Re-exec
 //

@@ -33,7 +33,18 @@ func setupRoot(is *initSpec) error {
 			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
 		}
 	}
-	return enterRoot(is.Root)
+	for _, m := range is.Mounts {
+		if err := bindMount(m); err != nil {
+			return err
+		}
+	}
+	if err := enterRoot(is.Root); err != nil {
+		return err
+	}
+	if is.MakeDir {
+		return makeWorkdir(is.Dir, is.UID, is.GID)
+	}
+	return nil
 }
 
 // mountSys mounts a read-only sysfs, or where that is refused (a user

@@ -21,6 +21,7 @@ type initSpec struct {
 	Dev      string    `json:"dev"`
 	DevFiles []devFile `json:"devFiles,omitempty"`
 	Binds    []bind    `json:"binds,omitempty"`
+	Mounts   []Mount   `json:"mounts,omitempty"` // Source and Target are host paths here
 	Hostname string    `json:"hostname"`
 	Args     []string  `json:"args"`
 	Env      []string  `json:"env"`
@@ -28,6 +29,10 @@ type initSpec struct {
 	UID      uint32    `json:"uid"`
 	GID      uint32    `json:"gid"`
 	Groups   []uint32  `json:"groups,omitempty"`
+
+	// MakeDir asks the helper to create Dir once the mounts are in place:
+	// it lies inside a Mount, where the host side cannot create it.
+	MakeDir bool `json:"makeDir,omitempty"`
 }
 
 // devFile is a provided file written into the private /dev tmpfs.

@@ -35,6 +35,25 @@ type Spec struct {
 	// (for example heredoc scripts at /dev/pipes/EOF); none of them
 	// remains in the root afterwards.
 	Files []File
+	// Mounts are host files or directories bind-mounted into the root
+	// for the run (directory mode only; pod mode refuses them).
+	Mounts []Mount
+}
+
+// Mount is a host file or directory bind-mounted, recursively, at an image
+// path for one run. A missing mount point is created inside the root
+// (symlinks resolved inside the root, never out of it) and removed after
+// the run, as the runner does for /proc. The mount lives in the run's
+// private mount namespace only: the host never sees it. A mount may not
+// cover another mount point of the run (/proc, /sys, /dev, /etc/hosts,
+// /etc/resolv.conf, Files, other Mounts) nor lie below /proc, /sys or /dev.
+type Mount struct {
+	// Source is the host path mounted.
+	Source string
+	// Target is the absolute image path it appears at.
+	Target string
+	// ReadOnly makes the mount, and every mount below it, read-only.
+	ReadOnly bool
 }
 
 // File is a file provided to a run at an image path.

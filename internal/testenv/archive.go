@@ -25,7 +25,7 @@ func SkopeoInspectOCI(t testing.TB, dir string) map[string]any {
 // TryConfig fetches ref's config from r, returning the error instead of failing the test
 // (for checking that something was NOT pushed).
 func TryConfig(r *Registry, ref string) (*v1.ConfigFile, error) {
-	n, err := name.ParseReference(ref)
+	n, err := name.ParseReference(ref, r.nameOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,10 @@
 // with its state under t.TempDir() (or /var/tmp/kiln-test for slow, shareable
 // caches) and is torn down through the testing.TB it was given:
 //
-//   - StartRegistry runs Debian's docker-registry (plain, htpasswd, TLS).
-//   - PushBusybox, PushDebian and PushImageFromDir make base images in-process.
+//   - StartRegistry runs Debian's docker-registry (plain, htpasswd, TLS; on
+//     another address than 127.0.0.1 with RegistryOptions.Host, for pods).
+//   - PushBusybox, PushDebian and PushImageFromDir make base images in-process;
+//     PushGoToolchain a Go toolchain image from this machine's GOROOT.
 //   - RunPod runs a binary the way a Kaniko build pod does: a throwaway root,
 //     its own mount and pid namespaces, the context at /workspace.
 //   - ExportImage, Config, SkopeoInspect and UmociUnpack read pushed images.

@@ -74,7 +74,7 @@ func pushLayer(t testing.TB, r *Registry, repoTag string, layer v1.Layer, cfg v1
 
 // pushImage writes img to ref in r.
 func pushImage(r *Registry, ref string, img v1.Image) error {
-	tag, err := name.NewTag(ref)
+	tag, err := name.NewTag(ref, r.nameOptions()...)
 	if err != nil {
 		return fmt.Errorf("parse %q: %w", ref, err)
 	}

@@ -87,7 +87,7 @@ func Config(t testing.TB, r *Registry, ref string) *v1.ConfigFile {
 // pullImage fetches ref from r (lazily: layers download when read).
 func pullImage(t testing.TB, r *Registry, ref string) v1.Image {
 	t.Helper()
-	n, err := name.ParseReference(ref)
+	n, err := name.ParseReference(ref, r.nameOptions()...)
 	if err != nil {
 		t.Fatalf("testenv: parse %q: %v", ref, err)
 	}

@@ -20,9 +20,9 @@ import (
 // registryBinary is Debian's distribution v2 registry (package docker-registry).
 const registryBinary = "/usr/bin/docker-registry"
 
-// Registry is a running docker-registry bound to 127.0.0.1.
+// Registry is a running docker-registry bound to 127.0.0.1 (or RegistryOptions.Host).
 type Registry struct {
-	// Addr is "127.0.0.1:PORT", the host part of every reference.
+	// Addr is "127.0.0.1:PORT" (or "HOST:PORT"), the host part of every reference.
 	Addr string
 	// CAFile is the PEM file of the CA that signed the server certificate (TLS only).
 	CAFile string
@@ -46,9 +46,14 @@ type RegistryOptions struct {
 	// TLS serves HTTPS with a server certificate for 127.0.0.1 and localhost,
 	// signed by a CA made for this registry.
 	TLS bool
+	// Host is the IP address to bind instead of 127.0.0.1, e.g. the node
+	// address of internal/testenv/kube, so that pods reach the registry. With
+	// TLS the certificate names it too. Clients outside this package must
+	// then treat a plain registry as insecure (name.Insecure, plain HTTP).
+	Host string
 }
 
-// StartRegistry runs `docker-registry serve` on a free port of 127.0.0.1,
+// StartRegistry runs `docker-registry serve` on a free port of 127.0.0.1 (or o.Host),
 // waits until /v2/ answers and stops it when the test ends. It skips the test
 // only when the binary is not installed.
 func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
@@ -57,6 +62,10 @@ func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
 		t.Skipf("testenv: %s not installed (apt-get install docker-registry): %v", registryBinary, err)
 	}
 	dir := t.TempDir()
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	r := &Registry{LogFile: filepath.Join(dir, "registry.log"), tls: o.TLS}
 	var extra strings.Builder
 	if o.Auth {
@@ -67,7 +76,7 @@ func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
 	}
 	var tlsBlock string
 	if o.TLS {
-		certs := makeServerCerts(t, dir)
+		certs := makeServerCerts(t, dir, net.ParseIP(host))
 		r.CAFile, r.CertDir, r.caPool = certs.caFile, certs.certDir, certs.pool
 		tlsBlock = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certs.certFile, certs.keyFile)
 	}
@@ -75,7 +84,7 @@ func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
 	// the registry binds it; the registry then exits and we try another one.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		r.Addr = freeAddr(t)
+		r.Addr = freeAddr(t, host)
 		cfg := fmt.Sprintf(`version: 0.1
 log:
   level: warn
@@ -172,9 +181,9 @@ func (r *Registry) Ref(repoTag string) string {
 	return r.Addr + "/" + repoTag
 }
 
-// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// freeAddr returns an address of host whose port was free a moment ago.
+func freeAddr(t testing.TB, host string) string {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("testenv: find a free port: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -81,4 +82,14 @@ func (r *Registry) transport() *http.Transport {
 // pingClient is the client StartRegistry uses to wait for /v2/.
 func (r *Registry) pingClient() *http.Client {
 	return &http.Client{Transport: r.transport(), Timeout: 2 * time.Second}
+}
+
+// nameOptions are the reference options for this registry: plain HTTP is
+// allowed when it does not serve TLS (go-containerregistry assumes it only for
+// loopback and private addresses).
+func (r *Registry) nameOptions() []name.Option {
+	if r.tls {
+		return nil
+	}
+	return []name.Option{name.Insecure}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -24,12 +26,20 @@ func TestRegistryKinds(t *testing.T) {
 		{"auth", RegistryOptions{Auth: true}},
 		{"tls", RegistryOptions{TLS: true}},
 		{"auth+tls", RegistryOptions{Auth: true, TLS: true}},
+		{"host", RegistryOptions{Host: "HOST"}},
+		{"host+auth+tls", RegistryOptions{Host: "HOST", Auth: true, TLS: true}},
 	} {
+		if tc.opts.Host == "HOST" {
+			tc.opts.Host = nonLoopbackIP(t)
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			var pid int
 			t.Run("serve", func(t *testing.T) {
 				r := StartRegistry(t, tc.opts)
 				pid = r.cmd.Process.Pid
+				if tc.opts.Host != "" && !strings.HasPrefix(r.Addr, tc.opts.Host+":") {
+					t.Errorf("registry on %s, want host %s", r.Addr, tc.opts.Host)
+				}
 				checkRegistry(t, r, tc.opts)
 			})
 			// Cleanup of the subtest must have stopped (and reaped) the registry.
@@ -38,6 +48,22 @@ func TestRegistryKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nonLoopbackIP returns an IPv4 address of this machine other than loopback
+// (a pod-reachable address in internal/testenv/kube's terms).
+func nonLoopbackIP(t *testing.T) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("testenv: this machine has no IPv4 address but loopback")
+	return ""
 }
 
 // checkRegistry pushes a random image and reads it back three ways.
@@ -51,7 +77,7 @@ func checkRegistry(t *testing.T, r *Registry, o RegistryOptions) {
 		t.Fatal(err)
 	}
 	want, _ := img.Digest()
-	n, _ := name.ParseReference(ref)
+	n, _ := name.ParseReference(ref, r.nameOptions()...)
 	desc, err := remote.Get(n, r.RemoteOptions()...)
 	if err != nil {
 		t.Fatalf("pull back: %v", err)

@@ -23,8 +23,8 @@ type serverCerts struct {
 }
 
 // makeServerCerts makes a CA and a server certificate it signs for
-// 127.0.0.1, ::1 and localhost, valid for a day, under dir.
-func makeServerCerts(t testing.TB, dir string) serverCerts {
+// 127.0.0.1, ::1, localhost and host (if not nil), valid for a day, under dir.
+func makeServerCerts(t testing.TB, dir string, host net.IP) serverCerts {
 	t.Helper()
 	now := time.Now()
 	caKey := newKey(t)
@@ -55,6 +55,9 @@ func makeServerCerts(t testing.TB, dir string) serverCerts {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:     []string{"localhost"},
+	}
+	if host != nil && !host.IsLoopback() {
+		srvTmpl.IPAddresses = append(srvTmpl.IPAddresses, host)
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
