@@ -1,5 +1,5 @@
 # Kiln: make build writes bin/executor and bin/pipeline; make test runs every test (unit and integration, as root);
-# make bench runs the Go benchmarks; make demo builds and pushes a sample image end to end.
+# make bench runs the Go benchmarks; make demo runs the pipeline of examples/hello end to end (compile, image, run).
 GO ?= go
 PKG := ./...
 

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -44,6 +45,8 @@ type build struct {
 	dockerignore *dockerfile.Ignore
 	snap         *snapshot.Snapshotter
 	results      map[int]*stageResult
+	// scopes holds the variables each finished stage ended with (stages built on it inherit its ARGs).
+	scopes map[int]*dockerfile.Scope
 	// rootHolds is the stage whose filesystem the root holds now (-1: none, or unknown).
 	rootHolds int
 	// saved maps a stage to a directory holding its filesystem (moved aside or extracted).
@@ -64,7 +67,7 @@ func newBuild(o options) (*build, error) {
 	if o.root == "" {
 		return nil, errors.New("builder: no root: use WithDirectoryRoot(dir) or WithPodRoot(kanikoDir)")
 	}
-	b := &build{o: o, rootHolds: -1, results: map[int]*stageResult{}, saved: map[int]string{},
+	b := &build{o: o, rootHolds: -1, results: map[int]*stageResult{}, scopes: map[int]*dockerfile.Scope{}, saved: map[int]string{},
 		images: map[string]string{}, usedArgs: map[string]bool{}}
 	if o.platform != nil {
 		b.platform = *o.platform
@@ -101,7 +104,7 @@ func newBuild(o options) (*build, error) {
 			if err != nil {
 				return nil, err
 			}
-			if rel, err := filepath.Rel(root, wd); err == nil && !strings.HasPrefix(rel, "..") {
+			if rel, err := filepath.Rel(root, wd); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 				return nil, fmt.Errorf("builder: work dir %s is inside the root %s; its files would end up in the image", wd, root)
 			}
 			b.workDir = wd
@@ -150,7 +153,7 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 		snapshot.WithReproducible(b.o.reproducible),
 		snapshot.WithProgress(10000, func(entries int, bytes int64) {
 			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(entries),
-				Message: fmt.Sprintf("snapshot: %d entries, %s of file content written so far", entries, humanBytes(bytes))})
+				Message: fmt.Sprintf("snapshot: %d entries, %s of file content written so far", entries, units.Bytes(bytes))})
 		}),
 		snapshot.WithLayerDir(filepath.Join(b.workDir, "layers")))
 

@@ -218,24 +218,36 @@ func (b *build) makeWorkdir(s *stageState, dir string) (string, error) {
 		}
 		uid, gid = id.UID, id.GID
 	}
+	return top, mkdirAllInRoot(b.root, dir, uid, gid)
+}
+
+// mkdirAllInRoot creates the image directory dir and its missing parents (0755, owned by
+// uid:gid), resolving symlinks on the way inside root.
+func mkdirAllInRoot(root, dir string, uid, gid uint32) error {
 	cur := "/"
-	for _, part := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
+	for _, part := range strings.Split(strings.TrimPrefix(path.Clean("/"+dir), "/"), "/") {
+		if part == "" {
+			continue
+		}
 		cur = path.Join(cur, part)
-		host, err := securejoin.SecureJoin(b.root, cur)
+		host, err := securejoin.SecureJoin(root, cur)
 		if err != nil {
-			return "", err
+			return err
 		}
 		if _, err := os.Lstat(host); err == nil {
 			continue
 		}
 		if err := os.Mkdir(host, 0o755); err != nil {
-			return "", err
+			return err
+		}
+		if int(uid) == os.Geteuid() && int(gid) == os.Getegid() {
+			continue // already ours; a builder not running as root can still create it
 		}
 		if err := os.Lchown(host, int(uid), int(gid)); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return top, nil
+	return nil
 }
 
 // fromDir returns a directory holding the filesystem COPY --from reads: an earlier stage's, or

@@ -9,6 +9,15 @@
 // is a directory and RUN executes in a chroot with its own namespaces; nothing outside the
 // directory and the work directory changes.
 //
+// Where Kaniko and BuildKit build a Dockerfile differently, the builder makes Kaniko's image,
+// which is what Kaniko users' Dockerfiles rely on: ARG names are expanded (`ARG ${src}=x`), and
+// VOLUME creates its directories while what a RUN later writes below them stays out of the
+// image (see volume.go). Both agree, and so does the builder, that a stage built FROM another
+// sees its ARGs, that a base without PATH gets Docker's default one, and that USER root needs
+// no /etc/passwd. One difference is deliberate: a COPY source that is itself a symlink copies
+// its target's content, as BuildKit does (Kaniko copies the link); see package
+// internal/copier.
+//
 // A binary that uses directory mode runs RUN steps by re-executing itself; package
 // internal/runner hooks that re-execution in its init function, so nothing is needed from the
 // caller beyond importing builder.

@@ -113,7 +113,7 @@ ENTRYPOINT ["/app/hello"]
 	// step 2/3: ENV GREETING=hi
 	// step 3/3: ENTRYPOINT ["/app/hello"]
 	// layout: application/vnd.oci.image.manifest.v1+json example/hello:1
-	// entrypoint: [/app/hello] env: [GREETING=hi]
+	// entrypoint: [/app/hello] env: [PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin GREETING=hi]
 	// layers: 1
 	// app/ -rwxr-xr-x 0
 	// app/hello.txt -rw-r--r-- 6

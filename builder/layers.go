@@ -25,7 +25,7 @@ func (b *build) snapshotStep(ctx context.Context, s *stageState, paths []string,
 		}
 		err = e
 	} else {
-		l, e := b.snap.Take(ctx)
+		l, e := b.snap.TakeExcluding(ctx, s.volumes)
 		if l != nil {
 			layer = l
 		}
@@ -46,8 +46,12 @@ func (b *build) snapshotStep(ctx context.Context, s *stageState, paths []string,
 	return true, nil
 }
 
-// snapshotStage takes the one layer of a stage in --single-snapshot mode.
+// snapshotStage takes the one layer of a stage in --single-snapshot mode. Volume directories
+// not created yet are created first: Kaniko makes them at VOLUME, so its one layer has them.
 func (b *build) snapshotStage(ctx context.Context, s *stageState) error {
+	if _, err := b.createVolumes(s); err != nil {
+		return err
+	}
 	hist := v1.History{CreatedBy: "single snapshot", Created: v1.Time{Time: b.now()}}
 	_, err := b.snapshotStep(ctx, s, nil, hist)
 	return err

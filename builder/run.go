@@ -13,7 +13,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
-// defaultPath is the PATH a RUN gets when the image sets none (Docker's default).
+// defaultPath is Docker's default PATH, which a stage's Env gets when its base sets none
+// (withDefaultPath), so RUN and the image both have it.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // runCommand executes a RUN in the root with the image's ENV, USER, WORKDIR and SHELL, and
@@ -35,9 +36,6 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 		return "", err
 	}
 	env := s.scope.RunEnv()
-	if !hasEnv(env, "PATH") {
-		env = append(env, "PATH="+defaultPath)
-	}
 	if !hasEnv(env, "HOME") {
 		home := id.Home
 		if home == "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/kilnbuild/kiln/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -29,6 +30,10 @@ type stageState struct {
 	layers  []mutate.Addendum
 	history []v1.History // this stage's history entries, layer-bearing and empty, in order
 	created time.Time
+
+	// The image paths this stage declared with VOLUME, and those whose directories are still
+	// to be created (see volume.go).
+	volumes, pendingVolumes []string
 
 	// The layer cache (see cachesteps.go).
 	keys     []*stepCache // per instruction; nil without a cache
@@ -73,8 +78,9 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 		return nil, fmt.Errorf("reading config of %s: %w", st.BaseName, err)
 	}
 	cfg := baseCfg.DeepCopy()
+	withDefaultPath(cfg)
 	s := &stageState{index: idx, name: st.Name, base: baseImg, cfg: cfg,
-		scope: dockerfile.NewScope(cfg.Config.Env, b.meta, b.o.buildArgs), created: b.now(),
+		scope: b.stageScope(base, cfg.Config.Env), created: b.now(),
 		baseDesc: base, lazy: lazy}
 
 	cmds, err := b.onBuildTriggers(cfg)
@@ -111,6 +117,7 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	for k := range s.scope.Args() {
 		b.usedArgs[k] = true
 	}
+	b.scopes[idx] = s.scope
 	img, err := b.assemble(s, baseCfg)
 	if err != nil {
 		return nil, err
@@ -120,6 +127,8 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 		// Every instruction hit: the root was not touched and still holds what it held.
 	case len(s.pending) > 0:
 		b.rootHolds = -1 // cached layers after the last miss are not in the root
+	case len(s.volumes) > 0:
+		b.rootHolds = -1 // what RUN wrote below a VOLUME path is in the root, not in the image
 	default:
 		b.rootHolds = idx
 		if !last {
@@ -234,7 +243,7 @@ func (b *build) extractLayers(ctx context.Context, layers []v1.Layer, dir string
 		if f.pulled {
 			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(i + 1), Total: int64(len(layers)),
 				Message: fmt.Sprintf("layer %d/%d %s: pulled %s in %s, unpacked in %s", i+1, len(layers),
-					shortDigest(f.layer), humanBytes(f.size), f.took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
+					shortDigest(f.layer), units.Bytes(f.size), f.took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))})
 		}
 		if f.path != "" {
 			os.Remove(f.path)
@@ -250,18 +259,6 @@ func (b *build) extractFetched(ctx context.Context, f *fetchedLayer, dir string,
 	}
 	defer rc.Close()
 	return extractStream(ctx, rc, dir, ignore)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // afterStage decides what happens to the root's filesystem once stage idx is done: kept for the

@@ -33,6 +33,10 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 	if err != nil {
 		return fail(err)
 	}
+	vols, err := b.volumesBefore(s, cmd, hit != nil)
+	if err != nil {
+		return fail(err)
+	}
 
 	var changed []string // paths a COPY/ADD/WORKDIR wrote; nil with fsChange means "walk the root"
 	fsChange := false
@@ -74,14 +78,8 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		}
 		createdBy = "EXPOSE " + strings.Join(ports, " ")
 	case *instructions.VolumeCommand:
-		if c.Volumes == nil {
-			c.Volumes = map[string]struct{}{}
-		}
-		for _, v := range cmd.Volumes {
-			if v == "" {
-				return fail(fmt.Errorf("VOLUME specified can not be an empty string"))
-			}
-			c.Volumes[v] = struct{}{}
+		if err := b.declareVolumes(s, cmd.Volumes); err != nil {
+			return fail(err)
 		}
 		createdBy = "VOLUME " + fmt.Sprint(cmd.Volumes)
 	case *instructions.UserCommand:
@@ -104,7 +102,7 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		}
 		if created != "" {
 			fsChange, changed = true, []string{created}
-		} else {
+		} else if len(vols) == 0 { // volume directories made before it would be its layer
 			b.storeStep(s, n-1, false, createdBy, text) // cached as "no layer"
 		}
 	case *instructions.CmdCommand:
@@ -158,6 +156,9 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		fsChange, createdBy = true, text+" # buildkit"
 	default:
 		return fail(fmt.Errorf("instruction %s is not supported", cmd.Name()))
+	}
+	if len(vols) > 0 {
+		fsChange, changed = true, withVolumes(cmd, changed, vols)
 	}
 
 	hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}, EmptyLayer: true}

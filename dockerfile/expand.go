@@ -13,10 +13,13 @@ import (
 //
 // RUN, CMD and ENTRYPOINT command lines are not expanded (the shell does
 // that), nor are SHELL, HEALTHCHECK, MAINTAINER and ONBUILD, as in Docker;
-// a RUN's --mount options are. For ARG, each default is expanded in s plus
-// the ARGs before it in the same instruction; a default whose key was given
-// as a build arg is not expanded (it is unused, so errors in it don't count).
-// Heredoc sources of COPY/ADD are expanded unless the heredoc word is quoted.
+// a RUN's --mount options are. For ARG, each name and default is expanded in
+// s plus the ARGs before it in the same instruction (expanding names is
+// Kaniko's rule, which Dockerfiles written for it use: `ARG ${src}=x`); a
+// default whose key was given as a build arg is not expanded (it is unused,
+// so errors in it don't count). Heredoc sources of COPY/ADD are expanded
+// unless the heredoc word is quoted; a COPY/ADD source that expands to
+// nothing is an error (an empty path would otherwise name the whole context).
 // Errors name file:line.
 func (d *Dockerfile) Expand(cmd instructions.Command, s *Scope) (instructions.Command, error) {
 	out, err := d.expand(cmd, s)
@@ -55,12 +58,18 @@ func (d *Dockerfile) expand(cmd instructions.Command, s *Scope) (instructions.Co
 		if err := cp.Expand(word); err != nil {
 			return nil, err
 		}
+		if err := noEmptySource(c.SourcePaths, cp.SourcePaths); err != nil {
+			return nil, err
+		}
 		return &cp, cp.ExpandRaw(raw)
 	case *instructions.AddCommand:
 		cp := *c
 		cp.SourcesAndDest = copySources(c.SourcesAndDest)
 		cp.ExcludePatterns = append([]string(nil), c.ExcludePatterns...)
 		if err := cp.Expand(word); err != nil {
+			return nil, err
+		}
+		if err := noEmptySource(c.SourcePaths, cp.SourcePaths); err != nil {
 			return nil, err
 		}
 		return &cp, cp.ExpandRaw(raw)
@@ -127,12 +136,30 @@ func copySources(s instructions.SourcesAndDest) instructions.SourcesAndDest {
 	return s
 }
 
-// expandArg expands ARG defaults left to right, each seeing the ones before.
+// noEmptySource rejects a source that expanded to the empty string, naming it as written.
+func noEmptySource(written, expanded []string) error {
+	for i, p := range expanded {
+		if p == "" {
+			return fmt.Errorf("source %q expands to an empty path", written[i])
+		}
+	}
+	return nil
+}
+
+// expandArg expands ARG names and defaults left to right, each seeing the ones before.
 func (d *Dockerfile) expandArg(c *instructions.ArgCommand, s *Scope, lex *shell.Lex) (instructions.Command, error) {
 	cp := *c
 	cp.Args = append([]instructions.KeyValuePairOptional(nil), c.Args...)
 	tmp := s.Clone()
 	for i, kv := range cp.Args {
+		key, _, err := lex.ProcessWord(kv.Key, tmp)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kv.Key, err)
+		}
+		if key == "" {
+			return nil, fmt.Errorf("name %q expands to an empty string", kv.Key)
+		}
+		cp.Args[i].Key, kv.Key = key, key
 		if _, given := s.build.Value(kv.Key); !given && kv.Value != nil {
 			v, _, err := lex.ProcessWord(*kv.Value, tmp)
 			if err != nil {

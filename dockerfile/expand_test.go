@@ -167,3 +167,46 @@ func TestExpandEnvShadowsArg(t *testing.T) {
 		t.Fatalf("got %+v, %v", x, err)
 	}
 }
+
+// TestExpandArgNames: ARG names are expanded (Kaniko's rule), each seeing the ARGs before it;
+// a name that expands to nothing is an error naming the line.
+func TestExpandArgNames(t *testing.T) {
+	d := mustParse(t, "FROM scratch\nENV src file3\nARG ${src}=context/bar/baz prefix_${src}=$file3\n")
+	s := runStage(t, d, 0, NewVars(), nil, nil)
+	if got := lookup(s, "file3"); got != "context/bar/baz" {
+		t.Errorf("file3 = %q", got)
+	}
+	if got := lookup(s, "prefix_file3"); got != "context/bar/baz" {
+		t.Errorf("prefix_file3 = %q", got)
+	}
+	x, err := d.Expand(d.Stages[0].Commands[1], NewScope([]string{"src=file3"}, NewVars(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := x.(*instructions.ArgCommand).Args[0].Key; got != "file3" {
+		t.Errorf("expanded ARG key %q", got)
+	}
+	if d.Stages[0].Commands[1].(*instructions.ArgCommand).Args[0].Key != "${src}" {
+		t.Errorf("Expand changed the parsed ARG")
+	}
+	bad := mustParse(t, "FROM scratch\nARG ${unset}=x\n")
+	_, err = bad.Expand(bad.Stages[0].Commands[0], NewScope(nil, NewVars(), nil))
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2") || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty ARG name: %v", err)
+	}
+}
+
+// TestExpandEmptyCopySource: a COPY/ADD source that expands to "" is an error naming the line.
+func TestExpandEmptyCopySource(t *testing.T) {
+	d := mustParse(t, "FROM scratch\nCOPY a $none /d/\nADD ${none} /d\nCOPY ${none:-a} /d\n")
+	s := NewScope(nil, NewVars(), nil)
+	for i, line := range []string{"Dockerfile:2", "Dockerfile:3"} {
+		_, err := d.Expand(d.Stages[0].Commands[i], s)
+		if err == nil || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+	if _, err := d.Expand(d.Stages[0].Commands[2], s); err != nil {
+		t.Errorf("a default keeps the source: %v", err)
+	}
+}

@@ -177,6 +177,15 @@ func (s *Scope) Clone() *Scope {
 	return c
 }
 
+// InheritArgs declares in s, in their order, the args parent declared: parent is the scope a
+// stage ended with, and s starts a stage built FROM it. They are visible without an ARG of
+// their own, and a bare `ARG NAME` keeps the inherited value, as in Kaniko and BuildKit.
+func (s *Scope) InheritArgs(parent *Scope) {
+	for _, k := range parent.argKeys {
+		s.setArg(k, parent.args[k])
+	}
+}
+
 // Declared reports whether the stage declared name with ARG and it has a value.
 func (s *Scope) Declared(name string) bool {
 	_, ok := s.args[name]

@@ -275,3 +275,44 @@ func TestDeclared(t *testing.T) {
 		t.Errorf("Declared wrong: %v", s.Args())
 	}
 }
+
+// TestInheritArgs: a stage's scope can start from the args its parent stage ended with; they
+// are visible at once, a default sees them, and a bare ARG keeps the inherited value.
+func TestInheritArgs(t *testing.T) {
+	d := mustParse(t, "FROM scratch AS base\nARG NAME=base\nFROM base AS dev\nARG NAME=\"$NAME-dev\"\nFROM dev\nARG NAME\n")
+	base := runStage(t, d, 0, NewVars(), nil, nil)
+	dev := NewScope(nil, NewVars(), nil)
+	dev.InheritArgs(base)
+	if got := lookup(dev, "NAME"); got != "base" {
+		t.Fatalf("inherited before any ARG: NAME = %q", got)
+	}
+	applyStage(t, d, 1, dev)
+	custom := NewScope(nil, NewVars(), nil)
+	custom.InheritArgs(dev)
+	applyStage(t, d, 2, custom)
+	if got := lookup(custom, "NAME"); got != "base-dev" {
+		t.Errorf("NAME = %q, want base-dev", got)
+	}
+	if got := custom.ArgPairs(); !reflect.DeepEqual(got, []string{"NAME=base-dev"}) {
+		t.Errorf("ArgPairs = %q", got)
+	}
+	if got := lookup(base, "NAME"); got != "base" {
+		t.Errorf("the parent's scope changed: NAME = %q", got)
+	}
+}
+
+// applyStage applies stage i's ARGs to an existing scope, as the builder does.
+func applyStage(t *testing.T, d *Dockerfile, i int, s *Scope) {
+	t.Helper()
+	for _, c := range d.Stages[i].Commands {
+		x, err := d.Expand(c, s)
+		if err != nil {
+			t.Fatalf("Expand: %v", err)
+		}
+		if a, ok := x.(*instructions.ArgCommand); ok {
+			for _, kv := range a.Args {
+				s.Declare(kv)
+			}
+		}
+	}
+}

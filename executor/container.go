@@ -55,5 +55,5 @@ func inContainer() bool {
 
 func within(dir, p string) bool {
 	rel, err := filepath.Rel(dir, p)
-	return err == nil && !strings.HasPrefix(rel, "..")
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -69,7 +69,7 @@ func Run(ctx context.Context, p *spec.Pipeline, o Options) ([]StageResult, error
 	if err := o.defaults(p); err != nil {
 		return nil, err
 	}
-	cleanup, err := o.scratch()
+	cleanup, err := o.scratch(stages)
 	if err != nil {
 		return nil, err
 	}
@@ -147,14 +147,22 @@ func (o *Options) defaults(p *spec.Pipeline) error {
 	return nil
 }
 
-// scratch makes the work folder when none was given; the returned func removes it.
-func (o *Options) scratch() (func(), error) {
+// scratch makes the work folder the build and image stages unpack their roots into, when one
+// of them runs and none was given; the returned func removes it. A deploy alone needs none, so
+// it runs where there is no temporary folder at all (a pod of the executor image has no /tmp).
+func (o *Options) scratch(stages []string) (func(), error) {
+	if !slices.Contains(stages, StageBuild) && !slices.Contains(stages, StageImage) {
+		return func() {}, nil
+	}
 	if o.WorkDir != "" {
-		return func() {}, os.MkdirAll(o.WorkDir, 0o700)
+		if err := os.MkdirAll(o.WorkDir, 0o700); err != nil {
+			return nil, fmt.Errorf("work directory: %w", err)
+		}
+		return func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", "kiln-pipeline-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("work directory of the build and image stages (set TMPDIR to a writable folder): %w", err)
 	}
 	o.WorkDir = dir
 	return func() { os.RemoveAll(dir); o.WorkDir = "" }, nil

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/internal/decompress"
+	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/snapshot"
 )
 
@@ -75,7 +76,7 @@ func Unpack(ctx context.Context, img v1.Image, dir string, opts ...Option) (*Roo
 			compressed += n
 		}
 	}
-	o.log.Infof("unpacking %s (%s) into %s", layerCount(len(layers)), humanBytes(compressed), dir)
+	o.log.Infof("unpacking %s (%s) into %s", layerCount(len(layers)), units.Bytes(compressed), dir)
 	start := time.Now()
 	for i, l := range layers {
 		n, err := unpackLayer(ctx, l, dir, fmt.Sprintf("%d/%d", i+1, len(layers)), o.log)
@@ -84,7 +85,7 @@ func Unpack(ctx context.Context, img v1.Image, dir string, opts ...Option) (*Roo
 		}
 		unpacked += n
 	}
-	o.log.Infof("unpacked %s, %s, in %s", layerCount(len(layers)), humanBytes(unpacked), since(start))
+	o.log.Infof("unpacked %s, %s, in %s", layerCount(len(layers)), units.Bytes(unpacked), since(start))
 	return &Root{Dir: dir, Config: *cf.Config.DeepCopy()}, nil
 }
 
@@ -153,7 +154,7 @@ func unpackLayer(ctx context.Context, l v1.Layer, dir, which string, log Logger)
 	}
 	size, _ := l.Size()
 	n := counted.n.Load()
-	log.Infof("layer %s %s: %s compressed, %s unpacked in %s", which, shortDigest(d), humanBytes(size), humanBytes(n), since(start))
+	log.Infof("layer %s %s: %s compressed, %s unpacked in %s", which, shortDigest(d), units.Bytes(size), units.Bytes(n), since(start))
 	return n, nil
 }
 
@@ -173,7 +174,7 @@ func reportProgress(c *countingReader, which string, log Logger) (stop func()) {
 			case <-done:
 				return
 			case <-tick.C:
-				log.Infof("layer %s: %s unpacked so far", which, humanBytes(c.n.Load()))
+				log.Infof("layer %s: %s unpacked so far", which, units.Bytes(c.n.Load()))
 			}
 		}
 	}()
@@ -207,15 +208,3 @@ func shortDigest(h v1.Hash) string {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}

@@ -34,7 +34,11 @@ type differ struct {
 	inScope func(string) bool
 	// lookup finds the current record of a path outside cur (parents in TakePaths).
 	lookup func(string) (record, bool, error)
+	// excluded paths are never added, nor marked opaque (nil: none); their deletions still count.
+	excluded func(string) bool
 }
+
+func (d *differ) isExcluded(p string) bool { return d.excluded != nil && d.excluded(p) }
 
 func (d *differ) current(p string) (record, bool, error) {
 	if r, ok := d.cur[p]; ok {
@@ -52,7 +56,7 @@ func (d *differ) changes() ([]change, state, error) {
 	added := state{}
 	opaque := map[string]bool{}
 	for p, r := range d.cur {
-		if p == "/" {
+		if p == "/" || d.isExcluded(p) {
 			continue
 		}
 		o, existed := d.old[p]
@@ -66,7 +70,7 @@ func (d *differ) changes() ([]change, state, error) {
 	if len(opaque) > 0 {
 		// A replaced directory is shipped whole: lower layers' content is hidden by the marker.
 		for p, r := range d.cur {
-			if p != "/" && underOpaque(parentPath(p), opaque) {
+			if p != "/" && !d.isExcluded(p) && underOpaque(parentPath(p), opaque) {
 				added[p] = r
 			}
 		}

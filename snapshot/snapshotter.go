@@ -48,6 +48,19 @@ func (s *Snapshotter) Reset(ctx context.Context) error {
 // whiteout for a directory that was replaced), and makes the new state the baseline.
 // It returns (nil, nil) when nothing changed.
 func (s *Snapshotter) Take(ctx context.Context) (*Layer, error) {
+	return s.TakeExcluding(ctx, nil)
+}
+
+// TakeExcluding is Take, except that what was added or changed strictly below one of the
+// image directories dirs stays out of the layer, and out of the baseline (a new file there
+// counts as new again next time; a changed one keeps its old record). The directories
+// themselves, and deletions below them, are recorded as usual. This is how Kaniko treats the
+// paths a stage declared with VOLUME when it snapshots a RUN, so its users get the same image.
+func (s *Snapshotter) TakeExcluding(ctx context.Context, dirs []string) (*Layer, error) {
+	excluded, err := strictlyBelow(dirs)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Sized like the last walk: growing a map of every path in the root step by step leaves
@@ -56,7 +69,7 @@ func (s *Snapshotter) Take(ctx context.Context) (*Layer, error) {
 	if err := walkState(ctx, s.root, "/", &s.opts, cur); err != nil {
 		return nil, fmt.Errorf("walking %s: %w", s.root, err)
 	}
-	d := &differ{old: s.baseline, cur: cur}
+	d := &differ{old: s.baseline, cur: cur, excluded: excluded}
 	changes, _, err := d.changes()
 	if err != nil {
 		return nil, err
@@ -65,8 +78,49 @@ func (s *Snapshotter) Take(ctx context.Context) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if excluded != nil {
+		keepOut(cur, s.baseline, excluded)
+	}
 	s.baseline = cur
 	return l, nil
+}
+
+// strictlyBelow returns a test for "lies strictly below one of dirs" (nil when dirs is empty).
+func strictlyBelow(dirs []string) (func(string) bool, error) {
+	var clean []string
+	for _, d := range dirs {
+		c, ok := cleanImagePath(d)
+		if !ok {
+			return nil, fmt.Errorf("excluded path %q escapes the root", d)
+		}
+		clean = append(clean, c)
+	}
+	if len(clean) == 0 {
+		return nil, nil
+	}
+	return func(p string) bool {
+		for _, c := range clean {
+			if p != c && isUnder(p, c) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+// keepOut makes cur, the next baseline, record excluded paths as old recorded them: absent
+// when they are new, with their old record when they changed.
+func keepOut(cur, old state, excluded func(string) bool) {
+	for p := range cur {
+		if !excluded(p) {
+			continue
+		}
+		if o, ok := old[p]; ok {
+			cur[p] = o
+		} else {
+			delete(cur, p)
+		}
+	}
 }
 
 // TakePaths is Take restricted to the given image paths and everything below them (used for

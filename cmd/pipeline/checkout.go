@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/signal"
@@ -36,6 +38,10 @@ func checkoutCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: --git %s: %v\n", *repo, err)
 		return 2
 	}
+	if err := absentOrEmpty(*dir); err != nil {
+		fmt.Fprintf(stderr, "Error: --dir %s: %v\n", *dir, err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	opts := buildcontext.Options{WorkDir: *dir, Git: buildcontext.GitOptions{
@@ -46,7 +52,11 @@ func checkoutCmd(args []string, stdout, stderr io.Writer) int {
 		opts.Git.Username = tok
 	}
 	if _, err := buildcontext.Prepare(ctx, spec, opts); err != nil {
-		fmt.Fprintf(stderr, "Error: checkout: %v\n", err)
+		// Prepare names the executor's --context flag, which this command does not have.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		fmt.Fprintf(stderr, "Error: checkout %s%s: %v\n", buildcontext.Redact(*repo), refSuffix(*ref), err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "Checked out %s%s into %s\n", buildcontext.Redact(*repo), refSuffix(*ref), *dir)
@@ -57,8 +67,9 @@ func checkoutCmd(args []string, stdout, stderr io.Writer) int {
 // scheme it is fetched over.
 func gitContext(repo, ref string) (spec, pull string, err error) {
 	u, err := url.Parse(repo)
-	if err != nil {
-		return "", "", err
+	if err != nil || u.Host == "" {
+		// Also an SSH remote in scp form (git@host:team/app.git), which go-git over HTTP cannot fetch.
+		return "", "", errors.New("not a URL with a host: use https://, http:// or git://HOST/PATH")
 	}
 	switch u.Scheme {
 	case "https", "git":
@@ -74,6 +85,20 @@ func gitContext(repo, ref string) (spec, pull string, err error) {
 		spec += "#" + ref
 	}
 	return spec, pull, nil
+}
+
+// absentOrEmpty refuses a folder that holds anything: a checkout never mixes into other files.
+func absentOrEmpty(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		return fmt.Errorf("not empty (%s, ...): checkout clones into an absent or empty folder", entries[0].Name())
+	}
+	return nil
 }
 
 func refSuffix(ref string) string {

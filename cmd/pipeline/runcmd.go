@@ -46,6 +46,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
+	if !slices.Contains([]string{"text", "color", "json"}, f.logFormat) {
+		fmt.Fprintf(stderr, "Error: --log-format=%s: must be text, color or json\n", f.logFormat)
+		return pipeline.ExitUsage
+	}
 	log, err := executor.NewLogger(stderr, f.logFormat, f.verbosity, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)

@@ -354,3 +354,16 @@ func TestCopyConcurrent(t *testing.T) {
 		checkTree(t, root, map[string]string{"c/dir/sub/y": "file 0644 0:0 Y"})
 	}
 }
+
+// TestCopyEmptySourceIsAnError: "" never means the whole source root.
+func TestCopyEmptySourceIsAnError(t *testing.T) {
+	src, root := t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("f"), 0o644))
+	_, err := Copy(context.Background(), Request{SrcRoot: src, Root: root, Sources: []string{""}, Dest: "/d/"})
+	if err == nil || !strings.Contains(err.Error(), "empty source") {
+		t.Fatalf("Copy of an empty source: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "d", "f")); err == nil {
+		t.Fatal("the whole source root was copied")
+	}
+}

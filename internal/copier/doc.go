@@ -17,7 +17,9 @@
 //     classic builder do. An existing destination directory keeps its metadata;
 //     existing directories deeper in the tree take the source's metadata.
 //   - Source symlinks are copied as symlinks, except a top-level source (as
-//     written or matched by a glob), which is followed inside SrcRoot.
+//     written or matched by a glob), which is followed inside SrcRoot: `COPY
+//     link /dst` copies the content of link's target. This is BuildKit's rule
+//     and a deliberate difference from Kaniko, which copies the link itself.
 //   - Hard links among the files of one Copy/Add call are kept as hard links.
 //   - Globs use filepath.Match per path component ("**" is not special, as in
 //     Docker).

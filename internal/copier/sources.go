@@ -24,8 +24,12 @@ type source struct {
 }
 
 // cleanSource makes a written source relative to SrcRoot and rejects one
-// that climbs out of it.
+// that climbs out of it, or is empty: path.Clean would make that ".", the
+// whole of SrcRoot, which no Dockerfile means (a variable expanded to nothing).
 func cleanSource(src string) (string, error) {
+	if src == "" {
+		return "", errors.New("empty source path")
+	}
 	if path.IsAbs(src) {
 		rel := strings.TrimPrefix(path.Clean(src), "/")
 		if rel == "" {

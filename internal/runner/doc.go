@@ -18,6 +18,10 @@
 //     /etc/resolv.conf, so writes to any of them never reach the host.
 //     Spec.Mounts bind host files or directories into the root for the
 //     run (recursively, read-only on request), visible to the run only.
+//     Every mount of the new namespace is made private first, so nothing
+//     the run mounts reaches the host; this works as well when the caller
+//     runs chrooted into a directory that is not a mount point (see
+//     privateFromNamespaceRoot).
 //
 // # Re-exec
 //

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,33 +58,10 @@ func makeReadOnly(target string) error {
 // makeWorkdir creates the working directory dir inside the entered root,
 // as ensureWorkdir does on the host side (mode 0755, owned by uid:gid),
 // for a directory inside a mount. Symlinks resolve inside the root: it is
-// the process's root now.
+// the process's root now, so os.Stat follows them safely.
 func makeWorkdir(dir string, uid, gid uint32) error {
-	cur := "/"
-	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		cur = path.Join(cur, part)
-		fi, err := os.Stat(cur)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("working directory %s: %s is not a directory", dir, cur)
-			}
-			continue
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
-		if err := os.Mkdir(cur, 0o755); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
-		if err := os.Chmod(cur, 0o755); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
-		if err := os.Lchown(cur, int(uid), int(gid)); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
+	if err := makeDirs("/", dir, os.Stat, ownedDir(uid, gid)); err != nil {
+		return fmt.Errorf("working directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -11,9 +11,8 @@ import (
 // setupRoot builds the run's view of the filesystem inside the helper's
 // private mount namespace and makes is.Root the root directory.
 func setupRoot(is *initSpec) error {
-	// Nothing we mount may propagate back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / rprivate: %w", err)
+	if err := isolateMounts(); err != nil {
+		return err
 	}
 	// A mount of its own lets the root be pivoted into.
 	if err := unix.Mount(is.Root, is.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -112,26 +111,18 @@ func (s *scratch) mkdirParents(p, imagePath string) error {
 	if err != nil || rel == "." {
 		return err
 	}
-	cur := s.root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("cannot provide %s: %s is not a directory", imagePath, cur)
-			}
-			continue
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("cannot provide %s: %w", imagePath, err)
-		}
-		if err := s.noteParent(filepath.Dir(cur)); err != nil {
+	err = makeDirs(s.root, rel, os.Lstat, func(dir string) error {
+		if err := s.noteParent(filepath.Dir(dir)); err != nil {
 			return err
 		}
-		if err := os.Mkdir(cur, 0o755); err != nil {
-			return fmt.Errorf("cannot provide %s: %w", imagePath, err)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
 		}
-		s.created = append(s.created, createdEntry{cur, kindDir})
+		s.created = append(s.created, createdEntry{dir, kindDir})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot provide %s: %w", imagePath, err)
 	}
 	return nil
 }

@@ -55,8 +55,8 @@ func probeMain() int {
 		return fail("probe: want one directory argument")
 	}
 	dir := os.Args[1]
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fail("make / rprivate: %v", err)
+	if err := isolateMounts(); err != nil {
+		return fail("%v", err)
 	}
 	if err := unix.Mount("proc", dir, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fail("mount proc: %v", err)

@@ -108,3 +108,44 @@ func TestExitErrorText(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestMakeDirs checks the loop behind working directories and scratch parents: existing
+// directories are kept, missing ones made in order, a file in the way is named, and a symlink
+// counts as a directory only when stat follows it.
+func TestMakeDirs(t *testing.T) {
+	base := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(base, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	mkdir := func(dir string) error {
+		made = append(made, dir)
+		return os.Mkdir(dir, 0o755)
+	}
+	if err := makeDirs(base, "a/b//c", os.Lstat, mkdir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(base, "a/b"), filepath.Join(base, "a/b/c")}
+	if !slices.Equal(made, want) {
+		t.Errorf("made %q, want %q", made, want)
+	}
+	err := makeDirs(base, "f/x", os.Lstat, mkdir)
+	if err == nil || err.Error() != filepath.Join(base, "f")+" is not a directory" {
+		t.Errorf("file in the way: %v", err)
+	}
+	if err := makeDirs(base, "link/x", os.Lstat, mkdir); err == nil {
+		t.Error("Lstat: a symlink was taken for a directory")
+	}
+	if err := makeDirs(base, "link/x", os.Stat, mkdir); err != nil {
+		t.Errorf("Stat: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "a/x")); err != nil {
+		t.Errorf("link/x not made through the link: %v", err)
+	}
+}

@@ -33,29 +33,51 @@ func ensureWorkdir(root, dir string, uid, gid uint32) error {
 	if rel == "." {
 		return nil
 	}
-	cur := root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+	if err := makeDirs(root, rel, os.Lstat, ownedDir(uid, gid)); err != nil {
+		return fmt.Errorf("working directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// makeDirs creates the missing directories of rel, a path below base, one component at a
+// time. A component that exists must be a directory as stat sees it: os.Lstat where the
+// caller resolved rel inside a root beforehand, so that a symlink put there since is refused;
+// os.Stat in the helper after it entered the root, where symlinks resolve inside it. mkdir
+// creates a missing one. Errors name the component; the caller says what the path is for.
+func makeDirs(base, rel string, stat func(string) (os.FileInfo, error), mkdir func(string) error) error {
+	cur := base
+	for _, part := range strings.Split(rel, "/") {
+		if part == "" {
+			continue
+		}
 		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
+		fi, err := stat(cur)
 		if err == nil {
 			if !fi.IsDir() {
-				return fmt.Errorf("working directory %s: %s is not a directory", dir, cur)
+				return fmt.Errorf("%s is not a directory", cur)
 			}
 			continue
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("working directory %s: %w", dir, err)
+			return err
 		}
-		if err := os.Mkdir(cur, 0o755); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
-		// Mkdir is subject to the umask; Docker's directories are 0755.
-		if err := os.Chmod(cur, 0o755); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
-		}
-		if err := os.Lchown(cur, int(uid), int(gid)); err != nil {
-			return fmt.Errorf("working directory %s: %w", dir, err)
+		if err := mkdir(cur); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// ownedDir is makeDirs's mkdir for working directories: mode 0755 (Mkdir is subject to the
+// umask; Docker's directories are 0755), owned by uid:gid.
+func ownedDir(uid, gid uint32) func(string) error {
+	return func(dir string) error {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		return os.Lchown(dir, int(uid), int(gid))
+	}
 }

@@ -23,8 +23,9 @@ type Identity struct {
 // Resolve resolves a USER value ("user", "user:group", "uid", "uid:gid",
 // names or numbers) against root/etc/passwd and root/etc/group, read inside
 // the root. A numeric uid absent from passwd is allowed (gid 0 unless
-// given, home "/"); an unknown name is an error naming it and the file.
-// The empty spec means root (uid 0).
+// given, home "/"), and so is the name root (uid 0, gid 0, home /root);
+// any other unknown name is an error naming it and the file. The empty
+// spec means uid 0.
 func Resolve(root, spec string) (Identity, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
@@ -71,8 +72,13 @@ func Resolve(root, spec string) (Identity, error) {
 	return id, nil
 }
 
+// rootName is the one name that resolves without an entry: images built FROM
+// scratch have no passwd or group file, yet Kaniko and BuildKit accept
+// USER root and --chown=root:root there.
+const rootName = "root"
+
 // findUser looks a user up by number or by name. A number without an
-// entry is fine (found false); a name without one is an error.
+// entry is fine (found false); a name without one is an error, except root.
 func findUser(passwd []passwdEntry, user string) (passwdEntry, bool, error) {
 	if isNumeric(user) {
 		uid, err := parseID(user)
@@ -91,11 +97,14 @@ func findUser(passwd []passwdEntry, user string) (passwdEntry, bool, error) {
 			return e, true, nil
 		}
 	}
+	if user == rootName {
+		return passwdEntry{name: rootName, home: "/root"}, true, nil
+	}
 	return passwdEntry{}, false, fmt.Errorf("unable to find user %s: no matching entries in passwd file", user)
 }
 
 // findGroup returns the gid of a group given by number (entry or not) or
-// by name (which must exist).
+// by name (which must exist, except root: gid 0).
 func findGroup(groups []groupEntry, group string) (uint32, error) {
 	if isNumeric(group) {
 		gid, err := parseID(group)
@@ -108,6 +117,9 @@ func findGroup(groups []groupEntry, group string) (uint32, error) {
 		if g.name == group {
 			return g.gid, nil
 		}
+	}
+	if group == rootName {
+		return 0, nil
 	}
 	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file", group)
 }

@@ -115,7 +115,8 @@ func TestResolveWithoutFiles(t *testing.T) {
 
 func TestResolveReadsOnlyInsideRoot(t *testing.T) {
 	// /etc/passwd is an absolute symlink; it must resolve inside the root,
-	// not to the host's /etc/passwd (which knows "root").
+	// not to the host's /etc/passwd (which knows hostUser).
+	hostUser := hostOnlyUser(t)
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
 		t.Fatal(err)
@@ -123,8 +124,8 @@ func TestResolveReadsOnlyInsideRoot(t *testing.T) {
 	if err := os.Symlink("/etc/passwd.real", filepath.Join(root, "etc", "passwd")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Resolve(root, "root"); err == nil {
-		t.Fatal("resolved root through the host's passwd")
+	if _, err := Resolve(root, hostUser); err == nil {
+		t.Fatalf("resolved %s through the host's passwd", hostUser)
 	}
 	if err := os.WriteFile(filepath.Join(root, "etc", "passwd.real"), []byte("root:x:0:0::/r:/bin/sh\nimg:x:5:6::/i:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -143,6 +144,23 @@ func TestResolveReadsOnlyInsideRoot(t *testing.T) {
 	if _, err := Resolve(root, "img"); err == nil || !strings.Contains(err.Error(), "/etc/passwd") {
 		t.Fatalf("passwd directory: %v", err)
 	}
+}
+
+// hostOnlyUser names a user of the host's /etc/passwd other than root (which
+// resolves without any entry).
+func hostOnlyUser(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Skipf("needs the host's /etc/passwd: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && name != "" && name != rootName && !strings.HasPrefix(name, "#") {
+			return name
+		}
+	}
+	t.Skip("the host's /etc/passwd names no user but root")
+	return ""
 }
 
 func TestResolveChown(t *testing.T) {
@@ -180,5 +198,41 @@ func TestResolveChown(t *testing.T) {
 	bare := imageRoot(t, "", "")
 	if uid, gid, err := ResolveChown(bare, "12:34"); err != nil || uid != 12 || gid != 34 {
 		t.Fatalf("bare root: %d:%d %v", uid, gid, err)
+	}
+}
+
+// TestRootWithoutEntries: "root" names uid 0 and group 0 even where the image has no passwd
+// or group file, or files that lack root (FROM scratch), as Kaniko and BuildKit resolve it;
+// numeric ids need no entries either.
+func TestRootWithoutEntries(t *testing.T) {
+	for name, root := range map[string]string{
+		"no files":        imageRoot(t, "", ""),
+		"files sans root": imageRoot(t, "app:x:1000:1001::/home/app:/bin/sh\n", "appgroup:x:1001:\n"),
+	} {
+		for spec, want := range map[string]Identity{
+			"root":      {UID: 0, GID: 0, Home: "/root", Name: "root"},
+			"root:root": {UID: 0, GID: 0, Home: "/root", Name: "root"},
+			"root:7":    {UID: 0, GID: 7, Home: "/root", Name: "root"},
+			"0:root":    {UID: 0, GID: 0, Home: "/"},
+			"42:root":   {UID: 42, GID: 0, Home: "/"},
+			"42":        {UID: 42, GID: 0, Home: "/"},
+			"42:43":     {UID: 42, GID: 43, Home: "/"},
+		} {
+			got, err := Resolve(root, spec)
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: Resolve(%q) = %+v, %v; want %+v", name, spec, got, err, want)
+			}
+		}
+		for spec, want := range map[string][2]int{
+			"root": {0, 0}, "root:root": {0, 0}, "5:root": {5, 0}, "root:9": {0, 9}, ":root": {0, 0},
+		} {
+			uid, gid, err := ResolveChown(root, spec)
+			if err != nil || uid != want[0] || gid != want[1] {
+				t.Errorf("%s: ResolveChown(%q) = %d:%d %v, want %d:%d", name, spec, uid, gid, err, want[0], want[1])
+			}
+		}
+		if _, err := Resolve(root, "nosuch"); err == nil {
+			t.Errorf("%s: an unknown name other than root must stay an error", name)
+		}
 	}
 }

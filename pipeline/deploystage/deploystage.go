@@ -137,11 +137,7 @@ func waitOptions(d *spec.Deploy, o Options) (bool, time.Duration) {
 	if o.Wait != nil {
 		wait = *o.Wait
 	}
-	timeout := d.Timeout.Duration
-	if timeout <= 0 {
-		timeout = spec.DefaultTimeout
-	}
-	return wait, timeout
+	return wait, d.TimeoutOrDefault()
 }
 
 // namespaceTarget is where namespaced objects without a namespace go, and whether it was asked

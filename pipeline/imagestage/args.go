@@ -14,17 +14,11 @@ import (
 // destinations, the cache flags, the target, the build args sorted by name, and img.Flags
 // verbatim, last, so they can override anything before them.
 func ExecutorArgs(img *spec.Image, workspaceDir string) []string {
-	contextDir := img.Context
-	if contextDir == "" {
-		contextDir = "."
-	}
+	contextDir := img.ContextOrDefault()
 	if !path.IsAbs(contextDir) {
 		contextDir = path.Join(workspaceDir, contextDir)
 	}
-	df := img.Dockerfile
-	if df == "" {
-		df = "Dockerfile"
-	}
+	df := img.DockerfileOrDefault()
 	if !path.IsAbs(df) {
 		df = path.Join(contextDir, df)
 	}

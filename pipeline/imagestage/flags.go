@@ -60,7 +60,7 @@ func workDirs(dir, workspace string) (root, work string, cleanup func(), err err
 	if err != nil {
 		return "", "", nil, err
 	}
-	if rel, err := filepath.Rel(workspace, abs); err == nil && !strings.HasPrefix(rel, "..") {
+	if rel, err := filepath.Rel(workspace, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 		return "", "", nil, fmt.Errorf("image stage work dir %s is inside the workspace %s: the build context would hold the build's own root", abs, workspace)
 	}
 	root, work = filepath.Join(abs, "rootfs"), filepath.Join(abs, "work")

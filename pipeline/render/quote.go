@@ -7,7 +7,7 @@ import "strings"
 // value, and nothing else is: no other $, backquote, glob, space or quote in s means anything
 // to the shell. $$ in s is a literal $.
 func shellWord(s string) string {
-	pieces := parseRefs(s)
+	pieces := words(s)
 	if !hasRefs(pieces) {
 		return quoteLiteral(literal(pieces))
 	}

@@ -183,8 +183,7 @@ func (c *checker) name(path, s string, dots bool) {
 // references reports malformed ${VAR} references in every string.
 func (c *checker) references() {
 	c.p.eachString(func(path string, s *string, _ bool) {
-		e := &expander{all: true, lookup: func(string) (string, bool) { return "", false }}
-		if _, err := e.expand(*s); err != nil {
+		if _, err := ParseWord(*s); err != nil {
 			c.errorf(path, "%v", err)
 		}
 	})

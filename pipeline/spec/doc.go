@@ -70,6 +70,9 @@
 //	${NAME:+alternative}  alternative if NAME is set and not empty, else nothing
 //	$$                    a literal $, e.g. in a build command: echo $$HOME
 //
+// ParseWord reads a value in this syntax (a Word), for those that write the references in
+// another syntax, as render does for CI systems and Kubernetes.
+//
 // An optional key whose value expands to nothing is as if it were left out, so that
 // `target: ${TARGET:-}` builds the last stage unless TARGET is given.
 //

@@ -15,15 +15,16 @@ import (
 //	${NAME:+alternative} alternative when NAME is set and not empty, else nothing
 //	$$                   a literal $ (write $$HOME for a $HOME the build's shell expands)
 //
-// A $ not followed by a name, { or $ stays as is. An optional key that expands to nothing is
-// as if it were left out (target: ${TARGET:-}); a required one is an error. lookup gives a
-// variable's value and whether it is set (Lookup makes one from --var flags and the
-// environment; nil: no variable is set). Every unset variable, and every value the expansion
-// makes bad (an invalid destination, an absolute path), is reported, each naming the file,
-// line and key.
+// A $ not followed by a name, { or $ stays as is (the syntax is Word's; a malformed reference
+// is an error, in a default or alternative that goes unused too). An optional key that expands
+// to nothing is as if it were left out (target: ${TARGET:-}), and so is an image.flags item; a
+// required key that expands to nothing is an error. lookup gives a variable's value and whether
+// it is set (Lookup makes one from --var flags and the environment; nil: no variable is set).
+// Every unset variable, and every value the expansion makes bad (an invalid destination, an
+// absolute path), is reported, each naming the file, line and key.
 func (p *Pipeline) Expand(lookup func(name string) (string, bool)) (*Pipeline, error) {
 	if lookup == nil {
-		lookup = func(string) (string, bool) { return "", false }
+		lookup = noVars
 	}
 	q := p.clone()
 	var errs, bad []*Error // bad: values that expand to something wrong, checked if all are set
@@ -42,6 +43,11 @@ func (p *Pipeline) Expand(lookup func(name string) (string, bool)) (*Pipeline, e
 		}
 		*s = v
 	})
+	if q.Image != nil {
+		// A flag that expands to nothing is left out, so a file can give one only when a
+		// variable is set: ${INSECURE_REGISTRY:+--insecure-registry=$INSECURE_REGISTRY}.
+		q.Image.Flags = slices.DeleteFunc(q.Image.Flags, func(f string) bool { return f == "" })
+	}
 	if len(errs) == 0 {
 		errs = append(bad, q.check(true)...)
 	}
@@ -78,8 +84,9 @@ func Lookup(vars map[string]string, env func(string) (string, bool)) func(string
 func (p *Pipeline) Variables() []string {
 	seen := map[string]bool{}
 	p.eachString(func(_ string, s *string, _ bool) {
-		e := &expander{all: true, lookup: func(string) (string, bool) { return "", false }}
-		_, _ = e.expand(*s)
+		e := &expander{all: true, lookup: noVars}
+		w, _ := ParseWord(*s) // a malformed value (Parse rejects those): the names that read
+		e.word(w)
 		for _, n := range e.names {
 			seen[n] = true
 		}
@@ -87,84 +94,64 @@ func (p *Pipeline) Variables() []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// expander expands the references in one string.
+// Value is w's value as Expand gives it, with the variables' values from lookup (nil: no
+// variable is set), and the variables it needs that are unset (referred to other than in a
+// default or alternative that goes unused), once each, in order.
+func (w Word) Value(lookup func(name string) (string, bool)) (v string, unset []string) {
+	if lookup == nil {
+		lookup = noVars
+	}
+	e := &expander{lookup: lookup}
+	return e.word(w), e.missing
+}
+
+// noVars is the lookup of no variables.
+func noVars(string) (string, bool) { return "", false }
+
+// expander gives Words their values.
 type expander struct {
 	lookup  func(string) (string, bool)
-	all     bool     // expand defaults and alternatives even where unused (to list or check them)
+	all     bool     // go through defaults and alternatives even where unused (to list their names)
 	names   []string // every variable met
 	missing []string // unset variables without a default, once each
-	depth   int      // of expand calls: words of references within references
 }
 
-// maxNesting bounds references in defaults in references (${A:-${B:-...}}).
-const maxNesting = 8
-
+// expand parses s and gives its value.
 func (e *expander) expand(s string) (string, error) {
-	if e.depth++; e.depth > maxNesting {
-		return "", fmt.Errorf("references nest more than %d deep", maxNesting)
+	w, err := ParseWord(s)
+	if err != nil {
+		return "", err
 	}
-	defer func() { e.depth-- }()
+	return e.word(w), nil
+}
+
+func (e *expander) word(w Word) string {
 	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '$')
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		b.WriteString(s[:i])
-		v, n, err := e.reference(s[i:])
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(v)
-		s = s[i+n:]
+	for _, p := range w {
+		b.WriteString(e.piece(p))
 	}
+	return b.String()
 }
 
-// reference expands the reference s starts with (s[0] is '$'); n is its length.
-func (e *expander) reference(s string) (v string, n int, err error) {
-	switch {
-	case strings.HasPrefix(s, "$$"):
-		return "$", 2, nil
-	case strings.HasPrefix(s, "${"):
-		return e.braced(s)
+func (e *expander) piece(p Piece) string {
+	if p.Name == "" {
+		return p.Text
 	}
-	n = nameLen(s[1:])
-	if n == 0 {
-		return "$", 1, nil
+	if p.Op == "" {
+		return e.value(p.Name)
 	}
-	return e.value(s[1 : 1+n]), 1 + n, nil
-}
-
-// braced expands ${NAME}, ${NAME:-word} or ${NAME:+word} at the start of s.
-func (e *expander) braced(s string) (string, int, error) {
-	end := closing(s)
-	if end < 0 {
-		return "", 0, fmt.Errorf("%s has no closing }", clip(s))
-	}
-	body := s[2:end]
-	n := nameLen(body)
-	name, op := body[:n], body[n:]
-	word := ""
-	if strings.HasPrefix(op, ":-") || strings.HasPrefix(op, ":+") {
-		op, word = op[:2], op[2:]
-	}
-	if n == 0 || (op != "" && op != ":-" && op != ":+") {
-		return "", 0, fmt.Errorf("%s is not a variable reference: write ${NAME}, ${NAME:-default} or ${NAME:+alternative} (names: letters, digits, _), or $$ for a $", clip(s[:end+1]))
-	}
-	if op == "" {
-		return e.value(name), end + 1, nil
-	}
-	v, ok := e.get(name)
+	v, ok := e.get(p.Name)
 	set := ok && v != ""
-	if (op == ":-") == set { // the word is unused: ${SET:-word}, ${UNSET:+word}
-		if op == ":+" {
+	if (p.Op == ":-") == set { // the word is unused: ${SET:-word}, ${UNSET:+word}
+		if e.all {
+			e.word(p.Word)
+		}
+		if p.Op == ":+" {
 			v = ""
 		}
-		return v, end + 1, e.unused(word)
+		return v
 	}
-	v, err := e.expand(word)
-	return v, end + 1, err
+	return e.word(p.Word)
 }
 
 func (e *expander) get(name string) (string, bool) {
@@ -179,51 +166,4 @@ func (e *expander) value(name string) string {
 		e.missing = append(e.missing, name)
 	}
 	return v
-}
-
-// unused checks an unused default or alternative, and notes its names, when e.all is set.
-func (e *expander) unused(word string) error {
-	if !e.all {
-		return nil
-	}
-	_, err := e.expand(word)
-	return err
-}
-
-// closing is the index of the } closing the ${ s starts with, or -1.
-func closing(s string) int {
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch {
-		case strings.HasPrefix(s[i:], "$$"):
-			i++
-		case strings.HasPrefix(s[i:], "${"):
-			depth++
-			i++
-		case s[i] == '}':
-			if depth--; depth == 0 {
-				return i
-			}
-		}
-	}
-	return -1
-}
-
-// nameLen is the length of the variable name s starts with (0 if none).
-func nameLen(s string) int {
-	for i, r := range s {
-		letter := r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
-		if !letter && (i == 0 || r < '0' || r > '9') {
-			return i
-		}
-	}
-	return len(s)
-}
-
-// clip shortens a reference quoted in a message.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:37] + "..."
-	}
-	return s
 }

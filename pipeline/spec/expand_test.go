@@ -213,3 +213,45 @@ func TestExpanderNesting(t *testing.T) {
 		t.Errorf("%d deep: %v, want an error", maxNesting, err)
 	}
 }
+
+// A flag that expands to nothing is dropped, so a file can pass a flag only when a variable is
+// set; a destination that expands to nothing is still an error.
+func TestExpandDropsEmptyFlags(t *testing.T) {
+	p, err := Parse("p.yaml", []byte("name: x\nimage:\n  destination: r/x:1\n  flags:\n    - ${INSECURE:+--insecure-registry=$INSECURE}\n    - --reproducible\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for vars, want := range map[string][]string{
+		"":           {"--reproducible"},
+		"10.0.0.1:5": {"--insecure-registry=10.0.0.1:5", "--reproducible"},
+	} {
+		m := map[string]string{}
+		if vars != "" {
+			m["INSECURE"] = vars
+		}
+		q, err := p.Expand(Lookup(m, nil))
+		if err != nil {
+			t.Fatalf("INSECURE=%q: %v", vars, err)
+		}
+		if !reflect.DeepEqual(q.Image.Flags, want) {
+			t.Errorf("INSECURE=%q: flags %q, want %q", vars, q.Image.Flags, want)
+		}
+	}
+	p, err = Parse("p.yaml", []byte("name: x\nimage:\n  destination: ${D:-}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Expand(nil); err == nil || !strings.Contains(err.Error(), "p.yaml:3: image.destination") {
+		t.Errorf("empty destination: %v, want an error naming p.yaml:3: image.destination", err)
+	}
+}
+
+// TestExpandUnusedMalformed: a malformed reference is an error even in a default that goes
+// unused, as Parse would report it, whatever the variables' values.
+func TestExpandUnusedMalformed(t *testing.T) {
+	p := &Pipeline{File: "made.yaml", Name: "app", Image: &Image{Destinations: []string{"r/a:${A:-${1}}"}}}
+	_, err := p.Expand(Lookup(map[string]string{"A": "1"}, nil))
+	if err == nil || !strings.Contains(err.Error(), "made.yaml: image.destination: ${1} is not a variable reference") {
+		t.Errorf("got %v, want the malformed ${1} reported", err)
+	}
+}

@@ -45,7 +45,7 @@ func (p *Pipeline) eachImageString(i *Image, visit func(string, *string, bool)) 
 	visit("image.cacheRepo", &i.CacheRepo, true)
 	visit("image.target", &i.Target, true)
 	eachValue("image.buildArgs", i.BuildArgs, visit)
-	eachItem("image.flags", i.Flags, false, visit)
+	eachItem("image.flags", i.Flags, true, visit) // one that expands to nothing is dropped
 }
 
 func eachItem(path string, items []string, emptyOK bool, visit func(string, *string, bool)) {

@@ -93,6 +93,12 @@ func requireNode() error {
 			return skipf("kube: %s is not installed (apt-get install %s)", tool, pkg)
 		}
 	}
+	if _, err := os.Stat("/dev/kmsg"); err != nil {
+		return skipf("kube: the kubelet's OOM watcher reads /dev/kmsg, which this machine lacks: %v", err)
+	}
+	if fs, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(fs), "\toverlay\n") {
+		return skipf("kube: containerd's overlayfs snapshotter needs the overlay filesystem, which this kernel lacks")
+	}
 	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
 		if _, err := os.Stat(filepath.Join(cniBinDir, plugin)); err != nil {
 			return skipf("kube: CNI plugin %s missing (apt-get install containernetworking-plugins): %v", plugin, err)

@@ -91,8 +91,10 @@ func (p *process) exitError() error {
 }
 
 // stop sends SIGTERM to the process group, waits up to grace for the leader,
-// then SIGKILLs whatever is left of the group. The group is signalled while
-// the leader is unreaped or members remain, so its id cannot have been reused.
+// then SIGKILLs whatever is left of the group. A group id stays reserved
+// while its leader is unreaped or a member lives, so the signals reach only
+// processes of ours (an emptied id is not handed out again at once: pids
+// cycle through pid_max first).
 func (p *process) stop(grace time.Duration) {
 	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)

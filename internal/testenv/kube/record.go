@@ -95,6 +95,9 @@ func reapKilledCluster(logf func(string, ...any)) error {
 	} else if !os.IsNotExist(err) {
 		return fmt.Errorf("kube: %w", err)
 	}
+	if err := reapStrayCgroups(logf); err != nil {
+		return err
+	}
 	tables, err := nftTables()
 	if err != nil {
 		return err
@@ -105,4 +108,31 @@ func reapKilledCluster(logf func(string, ...any)) error {
 		}
 	}
 	return deleteLink(cniBridge)
+}
+
+// reapStrayCgroups removes cgroup roots of ours that no record names (a test
+// killed before it wrote its record), with whatever still runs in them. The
+// caller holds clusterLock, so no live cluster owns one.
+func reapStrayCgroups(logf func(string, ...any)) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		entries, _ := os.ReadDir(m)
+		for _, e := range entries {
+			name := "/" + e.Name()
+			if !e.IsDir() || !recordCgroup.MatchString(name) || seen[name] {
+				continue
+			}
+			seen[name] = true
+			cg := existingCgroupRoot(name)
+			if err := errors.Join(killNode("", cg), cg.remove()); err != nil {
+				return fmt.Errorf("kube: remove stray cgroup %s: %w", name, err)
+			}
+			logf("kube: removed cgroup %s of a killed test", name)
+		}
+	}
+	return nil
 }
