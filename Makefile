@@ -16,7 +16,7 @@ k8s:
 	bash integration/k8stools/build.sh
 
 test: deps build k8s
-	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
+	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_PIPELINE=$(CURDIR)/bin/pipeline KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
 
 unit:
 	$(GO) test -short -count=1 $(PKG)

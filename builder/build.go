@@ -56,6 +56,8 @@ type build struct {
 	usedArgs map[string]bool
 	// cacheWrites stores cache entries in the background (nil without a cache).
 	cacheWrites *cacheWriter
+	// mountCache is where RUN --mount=type=cache directories live (set on first use).
+	mountCache *cacheDirs
 }
 
 // stageResult is what a finished stage leaves for later stages.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/cache"
+	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/copier"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -91,6 +92,13 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 			workdir = path.Clean(dir)
 			sc.cacheable = true
 		case *instructions.RunCommand:
+			more, err := b.mountInputs(ctx, s.index, c, workdir)
+			if err != nil {
+				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
+				broken = true
+				continue
+			}
+			sc.inputs = append(sc.inputs, more...)
 			sc.cacheable = cc.runLayers
 		case *instructions.CopyCommand:
 			more, err := b.copyInputs(ctx, s.index, c.SourcesAndDest, c.From, c.ExcludePatterns, "")
@@ -165,6 +173,41 @@ func (b *build) copyInputs(ctx context.Context, stage int, sd instructions.Sourc
 		return nil, err
 	}
 	return append(out, files...), nil
+}
+
+// mountInputs are the inputs of a RUN beyond its text (which spells out its mounts): what its
+// bind mounts show (each context file, or the digest of the stage or image read) and what
+// seeds a cache mount with from=. The content of cache, tmpfs, secret and ssh mounts never
+// enters a key: reusing whatever a cache holds is its point, and a secret's value must stay
+// out of everything that is stored.
+func (b *build) mountInputs(ctx context.Context, stage int, c *instructions.RunCommand, workdir string) ([]cache.Input, error) {
+	if workdir == "" {
+		workdir = "/"
+	}
+	mounts, err := dockerfile.RunMounts(c, workdir)
+	if err != nil {
+		return nil, err
+	}
+	var out []cache.Input
+	for _, m := range mounts {
+		readsFiles := m.Type == instructions.MountTypeBind || m.Type == instructions.MountTypeCache
+		switch {
+		case m.Type == instructions.MountTypeBind && m.From == "":
+			files, err := cache.FileInputs(cache.Sources{Root: b.o.contextDir, Paths: []string{m.Source},
+				Exclude: b.dockerignore.Excluded, ExcludeDir: b.dockerignore.ExcludedDir})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, files...)
+		case readsFiles && m.From != "":
+			d, err := b.fromDigest(ctx, stage, m.From)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cache.Text(cache.InputFrom, d))
+		}
+	}
+	return out, nil
 }
 
 // fromDigest is the digest of what COPY --from reads: an earlier stage's image, or an image.

@@ -18,6 +18,14 @@
 // its target's content, as BuildKit does (Kaniko copies the link); see package
 // internal/copier.
 //
+// RUN's BuildKit flags work in both modes: --mount of type cache (directories kept between builds
+// in WithRunCacheDir, shared, locked or private across builds and processes), secret
+// (WithSecrets; never in a layer, the config, the history, a cache key or the log), bind (the
+// context, a stage or an image; read-only, or writable with the writes discarded), tmpfs and ssh
+// (WithSSH), and --network=none. In pod mode those need a private mount (or network) namespace,
+// and so CAP_SYS_ADMIN; without it such a RUN fails with an error that says so and names the
+// line.
+//
 // A binary that uses directory mode runs RUN steps by re-executing itself; package
 // internal/runner hooks that re-execution in its init function, so nothing is needed from the
 // caller beyond importing builder.

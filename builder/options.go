@@ -38,6 +38,9 @@ type options struct {
 	extractRetries     int
 	cache              *cacheConfig     // nil: no layer cache
 	baseCache          *cache.BaseCache // nil: base layers are always pulled
+	runCacheDir        string           // RUN --mount=type=cache directories; "": <workDir>/cache-mounts
+	secrets            map[string]Secret
+	ssh                map[string]SSHAgent
 }
 
 func defaults() options {
@@ -147,3 +150,12 @@ func WithSkipUnusedStages(on bool) Option { return func(o *options) { o.skipUnus
 // WithExtractRetries retries unpacking a base image up to n more times, from a cleared root,
 // when it fails part-way (a dropped connection mid-layer), as Kaniko's --image-fs-extract-retry.
 func WithExtractRetries(n int) Option { return func(o *options) { o.extractRetries = n } }
+
+// WithRunCacheDir keeps the directories of RUN --mount=type=cache in dir, one per cache id,
+// so later builds with the same dir find them (the executor uses <--cache-dir>/mounts, a
+// pod's persistent volume). Builds, and processes, sharing dir coordinate through file locks
+// there (sharing=locked and private). The default is <work dir>/cache-mounts, which later
+// builds with the same work dir find too. In pod mode dir must be a mounted volume or lie
+// below the executor's directory, or it would be snapshotted: otherwise the default is used,
+// with a warning. Nothing of a cache mount ever enters a layer.
+func WithRunCacheDir(dir string) Option { return func(o *options) { o.runCacheDir = dir } }

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,12 +18,9 @@ import (
 // (withDefaultPath), so RUN and the image both have it.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// runCommand executes a RUN in the root with the image's ENV, USER, WORKDIR and SHELL, and
-// returns the history text for it.
+// runCommand executes a RUN in the root with the image's ENV, USER, WORKDIR and SHELL and its
+// --mount and --network options, and returns the history text for it.
 func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.RunCommand) (string, error) {
-	if len(c.FlagsUsed) > 0 {
-		b.warn("RUN flags %v are not supported and are ignored", c.FlagsUsed)
-	}
 	shell := s.cfg.Config.Shell
 	if len(shell) == 0 {
 		shell = defaultShell
@@ -54,11 +52,17 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 		defer events.flush()
 		out = events
 	}
+	setup, err := b.setupRun(ctx, s, c, dir, env)
+	if err != nil {
+		return "", err
+	}
+	defer setup.done()
 	spec := runner.Spec{Root: b.root, Args: argv, Env: env, Dir: dir, UID: id.UID, GID: id.GID,
-		Groups: id.Groups, Stdout: out, Stderr: out}
+		Groups: id.Groups, Stdout: out, Stderr: out, TempDir: filepath.Join(b.workDir, "tmp")}
 	if script != nil {
 		spec.Files = []runner.File{{Path: script.Path, Data: script.Data, Mode: 0o755}}
 	}
+	setup.apply(&spec)
 	if err := runner.Run(ctx, spec); err != nil {
 		var exit *runner.ExitError
 		if errors.As(err, &exit) {

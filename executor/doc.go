@@ -2,7 +2,9 @@
 // Kaniko flag with its name, shorthand and default, and the deprecated spellings), the checks
 // on it, the mapping of registry and cache flags onto registry and builder options, fetching
 // the build context, the build, and the outputs (push, tarball, OCI layout, digest files), with
-// the logger that renders the build's events as Kaniko users know them.
+// the logger that renders the build's events as Kaniko users know them. BuildKit's --secret and
+// --ssh flags feed RUN --mount=type=secret and type=ssh, and --cache-dir also holds the
+// directories of RUN --mount=type=cache (in <dir>/mounts).
 //
 // cmd/executor is a thin main over it; CI tools run "the executor with these flags"
 // in-process the same way:

@@ -22,6 +22,8 @@ type Config struct {
 	Labels         []string // --label KEY=VALUE (repeatable)
 	Target         string   // --target
 	CustomPlatform string   // --custom-platform
+	Secrets        []string // --secret id=NAME,src=PATH|env=VAR (repeatable)
+	SSH            []string // --ssh default|ID=SOCKET|ID=KEY[,KEY] (repeatable)
 
 	Insecure                    bool     // --insecure (push)
 	InsecurePull                bool     // --insecure-pull
@@ -121,6 +123,8 @@ func NewFlagSet(c *Config) *pflag.FlagSet {
 	fs.StringArrayVar(&c.Labels, "label", nil, "Label KEY=VALUE to set on the final image; repeatable")
 	fs.StringVar(&c.Target, "target", "", "Stage to build (name or index); the last one by default")
 	fs.StringVar(&c.CustomPlatform, "custom-platform", "", "Platform to build for, os/arch[/variant] (default: this machine's)")
+	fs.StringArrayVar(&c.Secrets, "secret", nil, "Secret for RUN --mount=type=secret: id=NAME,src=PATH or id=NAME,env=VAR (BuildKit's syntax); repeatable")
+	fs.StringArrayVar(&c.SSH, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default ($SSH_AUTH_SOCK), or ID=SOCKET, or ID=KEYFILE[,KEYFILE]; repeatable")
 	addRegistryFlags(fs, c)
 	addOutputFlags(fs, c)
 	addBuildFlags(fs, c)
@@ -173,7 +177,7 @@ func addBuildFlags(fs *pflag.FlagSet, c *Config) {
 func addCacheFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Cache, "cache", false, "Cache RUN (and with --cache-copy-layers, COPY/ADD) layers in --cache-repo and base images in --cache-dir")
 	fs.StringVar(&c.CacheRepo, "cache-repo", "", "Repository for cached layers (default: <first destination repository>/cache), or oci:DIR for an OCI layout")
-	fs.StringVar(&c.CacheDir, "cache-dir", "/cache", "Local directory of cached base image layers (used with --cache)")
+	fs.StringVar(&c.CacheDir, "cache-dir", "/cache", "Local directory of cached base image layers (used with --cache) and, in <dir>/mounts, of RUN --mount=type=cache directories")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 336*time.Hour, "How long cached layers stay valid")
 	fs.BoolVar(&c.CacheCopyLayers, "cache-copy-layers", false, "Cache COPY layers")
 	fs.BoolVar(&c.CacheRunLayers, "cache-run-layers", true, "Cache RUN layers")
@@ -275,6 +279,9 @@ func (c *Config) Validate() error {
 		if !strings.Contains(l, "=") {
 			return fmt.Errorf("--label %q: must be KEY=VALUE", l)
 		}
+	}
+	if err := c.validateMountFlags(); err != nil {
+		return err
 	}
 	return c.validateOutputs()
 }

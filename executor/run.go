@@ -138,6 +138,11 @@ func builderOptions(ctx context.Context, c *Config, o *runOptions, contextDir st
 		return nil, err
 	}
 	opts = append(opts, cacheOpts...)
+	mountOpts, err := mountOptions(c, o.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, mountOpts...)
 	if c.CustomPlatform != "" {
 		p, err := dockerfile.ParsePlatform(c.CustomPlatform)
 		if err != nil {

@@ -34,13 +34,15 @@ func TestPodBuildsItsOwnImage(t *testing.T) {
 	}
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	busybox := testenv.PushBusybox(t, reg, "base/busybox:musl")
-	goImage := pushGoImage(t, reg, repo, "base/golang:local")
+	goImage := pushGoImage(t, reg, "base/golang:local")
+	cacheVolume := seedCacheVolume(t, repo)
 	phase("base images")
 
 	dest := reg.Ref("kiln/executor:debug")
 	res := testenv.RunPod(t, testenv.Pod{
 		Executor: testenv.BuildExecutor(t),
 		Context:  repo,
+		Mounts:   map[string]string{"/cache": cacheVolume},
 		Timeout:  20 * time.Minute,
 		Args: []string{"--force", "--context", "dir:///workspace", "--dockerfile", "deploy/Dockerfile",
 			"--target", "debug", "--kaniko-dir", selfKanikoDir,

@@ -211,8 +211,8 @@ func runImage(ctx context.Context, p *spec.Pipeline, o Options) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("pushed %s (%s), %d of %d steps from the cache",
-		strings.Join(res.Destinations, ", "), res.Digest, res.CacheHits, res.Steps), nil
+	return fmt.Sprintf("pushed %s (%s); layer cache: %d hits, %d misses",
+		strings.Join(res.Destinations, ", "), res.Digest, res.CacheHits, res.CacheMisses), nil
 }
 
 func runDeploy(ctx context.Context, p *spec.Pipeline, o Options) (string, error) {

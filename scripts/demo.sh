@@ -17,7 +17,9 @@ pipe=$PWD/bin/pipeline
 work=$(mktemp -d /tmp/kiln-demo.XXXXXX)
 regpid="" apppid=""
 cleanup() {
-  [ -n "$apppid" ] && kill "$apppid" 2>/dev/null
+  # The app runs as pid 1 of its own pid namespace, under another uid: kill its whole
+  # process group (setsid below made apppid its leader), which ends the namespace.
+  [ -n "$apppid" ] && kill -KILL -- "-$apppid" 2>/dev/null
   [ -n "$regpid" ] && kill "$regpid" 2>/dev/null
   rm -rf --one-file-system "$work"
 }
@@ -76,7 +78,7 @@ skopeo copy -q --src-tls-verify=false "docker://$reg/demo/hello:2" "oci:$work/oc
 umoci unpack --image "$work/oci:hello" "$work/bundle" >/dev/null
 appport=$(freeport)
 # The entrypoint as the image says: its user, working dir and environment (umoci's config.json).
-python3 - "$work/bundle" "$appport" > "$work/app.log" 2>&1 <<'EOP' & apppid=$!
+setsid python3 - "$work/bundle" "$appport" > "$work/app.log" 2>&1 <<'EOP' & apppid=$!
 import json, os, sys
 bundle, port = sys.argv[1], sys.argv[2]
 proc = json.load(open(os.path.join(bundle, "config.json")))["process"]
@@ -86,5 +88,6 @@ os.execvp("unshare", ["unshare", "-p", "-f", "--kill-child", "chroot", "--usersp
           os.path.join(bundle, "rootfs"), "env", "-i"] + env +
           ["sh", "-c", 'cd "$0" && exec "$@"', proc["cwd"]] + proc["args"])
 EOP
+disown "$apppid"   # killed at exit; no job-control message then
 for i in $(seq 100); do curl -sf "http://127.0.0.1:$appport/healthz" >/dev/null && break; sleep 0.1; done
 echo "GET http://127.0.0.1:$appport/ -> $(curl -sf "http://127.0.0.1:$appport/")"

@@ -35,7 +35,7 @@ func checkoutCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	spec, pull, err := gitContext(*repo, *ref)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: --git %s: %v\n", *repo, err)
+		fmt.Fprintf(stderr, "Error: --git %s: %v\n", buildcontext.Redact(*repo), err)
 		return 2
 	}
 	if err := absentOrEmpty(*dir); err != nil {

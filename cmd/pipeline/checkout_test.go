@@ -76,4 +76,9 @@ func TestPipelineCheckoutCmdUsage(t *testing.T) {
 			t.Errorf("pipeline %q: exit code %d (want 2), stdout %q, stderr lacks %q:\n%s", tc.args, code, stdout, tc.want, stderr)
 		}
 	}
+	// A token in the URL never reaches the output.
+	code, _, stderr := call("checkout", "--git", "ssh://me:s3cret-token@git.example/app.git", "--dir", t.TempDir())
+	if code != 2 || strings.Contains(stderr, "s3cret-token") || !strings.Contains(stderr, "git.example/app.git") {
+		t.Errorf("checkout with credentials in an unsupported URL: exit code %d:\n%s", code, stderr)
+	}
 }

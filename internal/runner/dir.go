@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -19,6 +17,42 @@ import (
 
 // namespaces of a directory-mode run.
 const dirCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+
+// helperAttr gives the helper its namespaces: directory mode's, or in pod
+// mode a mount namespace only (in a process group of its own, as pod-mode
+// commands run); a network namespace too for NetworkNone.
+func helperAttr(is *initSpec) *syscall.SysProcAttr {
+	flags := uintptr(dirCloneflags)
+	if is.Pod {
+		flags = unix.CLONE_NEWNS
+	}
+	if is.NewNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	return &syscall.SysProcAttr{Cloneflags: flags, Setpgid: is.Pod}
+}
+
+// helperStartError explains a failed start of the helper. EPERM there
+// means this process may not create namespaces (no CAP_SYS_ADMIN), which
+// a build pod usually lacks.
+func helperStartError(is *initSpec, err error) error {
+	if !is.Pod {
+		return fmt.Errorf("start the runner helper (re-executing /proc/self/exe in new mount, pid, uts and ipc namespaces): %w", err)
+	}
+	var what []string
+	if len(is.Files)+len(is.Mounts)+len(is.Tmpfs) > 0 {
+		what = append(what, "a private mount namespace for its mounts")
+	}
+	if is.NewNet {
+		what = append(what, "a network namespace for --network=none")
+	}
+	need := "pod mode needs " + strings.Join(what, " and ")
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%s, which this container may not create (operation not permitted: it lacks CAP_SYS_ADMIN); "+
+			"give the build pod CAP_SYS_ADMIN, or build in directory mode", need)
+	}
+	return fmt.Errorf("%s: start the runner helper: %w", need, err)
+}
 
 // runDir runs s in directory mode; see the package documentation.
 func runDir(ctx context.Context, s Spec) (err error) {
@@ -32,7 +66,7 @@ func runDir(ctx context.Context, s Spec) (err error) {
 		return err
 	}
 	dir := cleanImagePath(s.Dir)
-	inMount, err := workdirInMount(root, dir, s.Mounts)
+	inMount, err := workdirInMount(root, dir, mountTargets(s))
 	if err != nil {
 		return err
 	}
@@ -41,7 +75,7 @@ func runDir(ctx context.Context, s Spec) (err error) {
 			return err
 		}
 	}
-	tmp, err := os.MkdirTemp("", "kiln-run-")
+	tmp, err := os.MkdirTemp(s.TempDir, "kiln-run-")
 	if err != nil {
 		return fmt.Errorf("runner temp dir: %w", err)
 	}
@@ -88,8 +122,8 @@ func resolveRoot(root string) (string, error) {
 // describes them for the helper.
 func prepareDir(sc *scratch, tmp, root, dir string, s Spec) (*initSpec, error) {
 	is := &initSpec{
-		Root: root, Hostname: s.Hostname, Args: s.Args, Env: s.Env, Dir: dir,
-		UID: s.UID, GID: s.GID, Groups: s.Groups,
+		Root: root, Stage: tmp, Hostname: s.Hostname, Args: s.Args, Env: s.Env, Dir: dir,
+		UID: s.UID, GID: s.GID, Groups: s.Groups, NewNet: s.Network == NetworkNone,
 	}
 	if is.Hostname == "" {
 		is.Hostname = defaultHostname
@@ -118,24 +152,16 @@ func prepareDir(sc *scratch, tmp, root, dir string, s Spec) (*initSpec, error) {
 		{Path: "/etc/hosts", Data: hosts, Mode: 0o644},
 		{Path: "/etc/resolv.conf", Data: resolv, Mode: 0o644},
 	}
-	for i, f := range append(provided, s.Files...) {
+	var staged []File
+	for _, f := range append(provided, s.Files...) {
 		p := cleanImagePath(f.Path)
 		if rel, ok := strings.CutPrefix(p, "/dev/"); ok {
 			is.DevFiles = append(is.DevFiles, devFile{Rel: rel, Data: f.Data, Mode: uint32(f.Mode.Perm())})
 			continue
 		}
-		src := filepath.Join(tmp, strconv.Itoa(i)+"-"+path.Base(p))
-		if err := writeFileMode(src, f.Data, f.Mode.Perm()); err != nil {
-			return nil, fmt.Errorf("provide %s: %w", p, err)
-		}
-		target, err := sc.ensure(p, false)
-		if err != nil {
-			return nil, err
-		}
-		is.Binds = append(is.Binds, bind{Source: src, Target: target})
-		points = append(points, mountPoint{p, target})
+		staged = append(staged, f)
 	}
-	if is.Mounts, err = prepareMounts(sc, s.Mounts, points); err != nil {
+	if err := prepareProvided(sc, is, staged, s, points); err != nil {
 		return nil, err
 	}
 	return is, nil
@@ -191,19 +217,27 @@ func startHelper(ctx context.Context, is *initSpec, s Spec) error {
 	cmd.Env = []string{} // the command's environment travels in the spec
 	streams.attach(cmd)
 	cmd.ExtraFiles = []*os.File{specR, reportW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: dirCloneflags}
+	cmd.SysProcAttr = helperAttr(is)
+	if is.Pod {
+		// The command stays in the helper's process group, which dies as one.
+		cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	}
 	err = cmd.Start()
 	specR.Close()
 	reportW.Close()
 	streams.close()
 	if err != nil {
 		streams.wait()
-		return fmt.Errorf("start the runner helper (re-executing /proc/self/exe in new mount, pid, uts and ipc namespaces): %w", err)
+		return helperStartError(is, err)
 	}
 	// A write error means the helper died early; Wait and the report say why.
 	_ = json.NewEncoder(specW).Encode(is)
 	report, _ := io.ReadAll(reportR)
 	waitErr := cmd.Wait()
+	if is.Pod {
+		// Not pid 1 of a namespace: what the command left running dies here.
+		_ = killGroup(cmd.Process.Pid)
+	}
 	specW.Close() // the lifeline: the helper is gone anyway
 	streams.wait()
 

@@ -6,7 +6,11 @@
 //   - Pod mode (Root "/"): the process is executed directly in this process's
 //     root filesystem, without chroot or new namespaces, as Kaniko does inside
 //     a build pod. It runs in its own process group, which is killed when the
-//     command exits or the context is cancelled.
+//     command exits or the context is cancelled. A run with Mounts, Tmpfs,
+//     secret Files or NetworkNone goes through the helper (see Re-exec) in a
+//     private mount namespace, and for NetworkNone a network namespace, but
+//     still in this root and pid namespace; creating them needs
+//     CAP_SYS_ADMIN, which build pods usually lack, and Run then says so.
 //
 //   - Directory mode (any other Root): the process runs with Root as its root
 //     filesystem (pivot_root, or chroot where pivot_root is impossible) in new
@@ -17,7 +21,10 @@
 //     symlinks), and private copies of the host's /etc/hosts and
 //     /etc/resolv.conf, so writes to any of them never reach the host.
 //     Spec.Mounts bind host files or directories into the root for the
-//     run (recursively, read-only on request), visible to the run only.
+//     run (recursively, read-only on request, or writable with the writes
+//     kept in memory and discarded), Spec.Tmpfs add empty tmpfs mounts, and
+//     NetworkNone gives the run a network namespace with loopback only; all
+//     are visible to the run only.
 //     Every mount of the new namespace is made private first, so nothing
 //     the run mounts reaches the host; this works as well when the caller
 //     runs chrooted into a directory that is not a mount point (see
@@ -31,7 +38,9 @@
 // the root and then, as pid 1 of the new pid namespace, starts the real
 // command, forwards signals to it, reaps orphans and exits with the command's
 // exit code. When pid 1 exits, the kernel kills everything left in the pid
-// namespace, so background processes never outlive the command.
+// namespace, so background processes never outlive the command. In pod mode
+// the helper only makes the mounts and starts the command in its own process
+// group, which is killed as one when the command exits.
 //
 // Because every binary that links this package (the executor, any program
 // using the builder as a library, and `go test` binaries) runs that init
@@ -46,8 +55,10 @@
 // when the command itself did not change those directories, so a snapshot
 // taken afterwards sees only what the command did. The inode change time
 // (ctime) of such a parent cannot be restored. Mounts vanish with the mount
-// namespace. Spec.Files are written to a private temporary directory and
-// bind-mounted (or, below /dev, written into the private /dev tmpfs).
+// namespace. Spec.Files are written to a tmpfs of the helper's own, never
+// to a disk, and bind-mounted (or, below /dev, written into the private /dev
+// tmpfs); pod mode without a namespace writes them into the root and removes
+// them afterwards.
 //
 // Only one Run may use a given root at a time.
 package runner

@@ -55,17 +55,18 @@ func helperMain() int {
 		return fail(fmt.Errorf("runner helper: read spec: %w", err))
 	}
 	// The parent keeps the spec pipe open until the run is over; EOF means
-	// the parent died, and then the whole pid namespace should go too.
+	// the parent died, and then the whole pid namespace (in pod mode: the
+	// helper's process group) should go too.
 	go func() {
 		_, _ = io.Copy(io.Discard, specFile)
+		if is.Pod {
+			_ = unix.Kill(0, unix.SIGKILL)
+		}
 		syscall.Exit(137)
 	}()
 
-	if err := setupRoot(&is); err != nil {
+	if err := setup(&is); err != nil {
 		return fail(err)
-	}
-	if err := unix.Sethostname([]byte(is.Hostname)); err != nil {
-		return fail(fmt.Errorf("set hostname %q: %w", is.Hostname, err))
 	}
 	argv0, err := lookPath(is.Args[0], is.Env)
 	if err != nil {
@@ -98,7 +99,28 @@ func helperMain() int {
 	return reapUntil(pid)
 }
 
-// reapUntil reaps every child (orphans are re-parented to pid 1) until the
+// setup prepares the run's namespaces: the network, then the root and its
+// mounts (directory mode) or the mounts alone (pod mode).
+func setup(is *initSpec) error {
+	if is.NewNet {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if is.Pod {
+		return setupPod(is)
+	}
+	if err := setupRoot(is); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(is.Hostname)); err != nil {
+		return fmt.Errorf("set hostname %q: %w", is.Hostname, err)
+	}
+	return nil
+}
+
+// reapUntil reaps every child (orphans are re-parented to pid 1 in
+// directory mode; in pod mode the command is the only child) until the
 // command itself exits, and returns its exit code, 128+N for signal N.
 func reapUntil(pid int) int {
 	for {

@@ -8,6 +8,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// setupPod gives a pod-mode run its mounts, in the helper's private mount
+// namespace; the root stays this process's own.
+func setupPod(is *initSpec) error {
+	if err := isolateMounts(); err != nil {
+		return err
+	}
+	if err := provide(is); err != nil {
+		return err
+	}
+	if is.MakeDir {
+		return makeWorkdir(is.Dir, is.UID, is.GID)
+	}
+	return nil
+}
+
 // setupRoot builds the run's view of the filesystem inside the helper's
 // private mount namespace and makes is.Root the root directory.
 func setupRoot(is *initSpec) error {
@@ -27,15 +42,8 @@ func setupRoot(is *initSpec) error {
 	if err := mountDev(is.Dev, is.DevFiles); err != nil {
 		return err
 	}
-	for _, b := range is.Binds {
-		if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
-		}
-	}
-	for _, m := range is.Mounts {
-		if err := bindMount(m); err != nil {
-			return err
-		}
+	if err := provide(is); err != nil {
+		return err
 	}
 	if err := enterRoot(is.Root); err != nil {
 		return err

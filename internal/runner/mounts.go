@@ -15,31 +15,69 @@ type mountPoint struct {
 	image, host string
 }
 
+// prepareProvided creates, inside the root, the mount points of the run's
+// staged files, Mounts and Tmpfs, and records them in is with host paths on
+// both sides. points are the run's other mount points; none of these may
+// cover one, or lie inside one.
+func prepareProvided(sc *scratch, is *initSpec, files []File, s Spec, points []mountPoint) error {
+	for _, f := range files {
+		p := cleanImagePath(f.Path)
+		target, err := sc.ensure(p, false)
+		if err != nil {
+			return err
+		}
+		if err := checkOverlap(mountPoint{p, target}, points, sc.root); err != nil {
+			return err
+		}
+		points = append(points, mountPoint{p, target})
+		is.Files = append(is.Files, stagedFile{Target: target, Data: f.Data, Mode: uint32(f.Mode.Perm()),
+			UID: f.UID, GID: f.GID, ReadOnly: f.Secret})
+	}
+	var err error
+	if is.Mounts, points, err = prepareMounts(sc, s.Mounts, points); err != nil {
+		return err
+	}
+	for _, t := range s.Tmpfs {
+		p := cleanImagePath(t.Target)
+		target, err := sc.ensure(p, true)
+		if err != nil {
+			return fmt.Errorf("tmpfs at %s: %w", p, err)
+		}
+		if err := checkOverlap(mountPoint{p, target}, points, sc.root); err != nil {
+			return err
+		}
+		points = append(points, mountPoint{p, target})
+		is.Tmpfs = append(is.Tmpfs, Tmpfs{Target: target, Size: t.Size})
+	}
+	return nil
+}
+
 // prepareMounts checks every Spec.Mount's source, creates its mount point
 // inside the root (a directory or an empty file, like the source) and
-// returns the mounts with host paths on both sides. provided are the run's
-// other mount points; a mount may neither cover one nor lie inside
-// /proc, /sys or /dev.
-func prepareMounts(sc *scratch, mounts []Mount, provided []mountPoint) ([]Mount, error) {
+// returns the mounts with host paths on both sides, and points with theirs
+// added.
+func prepareMounts(sc *scratch, mounts []Mount, points []mountPoint) ([]Mount, []mountPoint, error) {
 	out := make([]Mount, 0, len(mounts))
-	points := provided
 	for _, m := range mounts {
 		src, isDir, err := mountSource(m)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		img := cleanImagePath(m.Target)
+		if m.Discard && !isDir {
+			return nil, nil, fmt.Errorf("mount %s at %s: only a directory can be mounted read-write with its writes discarded", m.Source, img)
+		}
 		target, err := sc.ensure(img, isDir)
 		if err != nil {
-			return nil, fmt.Errorf("mount %s at %s: %w", m.Source, img, err)
+			return nil, nil, fmt.Errorf("mount %s at %s: %w", m.Source, img, err)
 		}
 		if err := checkOverlap(mountPoint{img, target}, points, sc.root); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		points = append(points, mountPoint{img, target})
-		out = append(out, Mount{Source: src, Target: target, ReadOnly: m.ReadOnly})
+		out = append(out, Mount{Source: src, Target: target, ReadOnly: m.ReadOnly, Discard: m.Discard})
 	}
-	return out, nil
+	return out, points, nil
 }
 
 // mountSource returns the absolute, symlink-free host path of a mount's
@@ -89,21 +127,34 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
+// mountTargets lists the image paths the run mounts directories or files
+// of its own at (Mounts and Tmpfs).
+func mountTargets(s Spec) []string {
+	var out []string
+	for _, m := range s.Mounts {
+		out = append(out, m.Target)
+	}
+	for _, t := range s.Tmpfs {
+		out = append(out, t.Target)
+	}
+	return out
+}
+
 // workdirInMount reports whether the working directory dir (an image
-// path) lies inside one of the mounts, resolving both inside root. Such a
-// directory is created by the helper once the mounts are in place.
-func workdirInMount(root, dir string, mounts []Mount) (bool, error) {
-	if len(mounts) == 0 {
+// path) lies inside one of the mount targets, resolving both inside root.
+// Such a directory is created by the helper once the mounts are in place.
+func workdirInMount(root, dir string, targets []string) (bool, error) {
+	if len(targets) == 0 {
 		return false, nil
 	}
 	d, err := securejoin.SecureJoin(root, dir)
 	if err != nil {
 		return false, fmt.Errorf("working directory %s: %w", dir, err)
 	}
-	for _, m := range mounts {
-		t, err := securejoin.SecureJoin(root, cleanImagePath(m.Target))
+	for _, target := range targets {
+		t, err := securejoin.SecureJoin(root, cleanImagePath(target))
 		if err != nil {
-			return false, fmt.Errorf("mount target %s: %w", m.Target, err)
+			return false, fmt.Errorf("mount target %s: %w", target, err)
 		}
 		if within(d, t) && t != root {
 			return true, nil

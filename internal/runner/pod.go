@@ -15,6 +15,9 @@ import (
 // runPod runs s directly in this process's root (pod mode), in a process
 // group of its own that is killed when the command exits or ctx ends.
 func runPod(ctx context.Context, s Spec) (err error) {
+	if needsNamespace(s) {
+		return runPodIsolated(ctx, s)
+	}
 	dir := cleanImagePath(s.Dir)
 	if err := ensureWorkdir("/", dir, s.UID, s.GID); err != nil {
 		return err
@@ -100,6 +103,11 @@ func providePodFiles(sc *scratch, files []File) error {
 		}
 		if err := writeFileMode(host, f.Data, f.Mode.Perm()); err != nil {
 			return fmt.Errorf("provide %s: %w", p, err)
+		}
+		if f.UID != 0 || f.GID != 0 {
+			if err := os.Lchown(host, int(f.UID), int(f.GID)); err != nil {
+				return fmt.Errorf("provide %s: %w", p, err)
+			}
 		}
 	}
 	return nil

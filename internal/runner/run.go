@@ -20,9 +20,6 @@ func Run(ctx context.Context, s Spec) error {
 	}
 	s.Env = dedupEnv(s.Env)
 	if filepath.Clean(s.Root) == "/" {
-		if len(s.Mounts) > 0 {
-			return errors.New("runner: bind mounts need directory mode; pod mode runs in this process's own root, without a mount namespace of its own")
-		}
 		return runPod(ctx, s)
 	}
 	return runDir(ctx, s)

@@ -36,12 +36,45 @@ type Spec struct {
 	// remains in the root afterwards.
 	Files []File
 	// Mounts are host files or directories bind-mounted into the root
-	// for the run (directory mode only; pod mode refuses them).
+	// for the run.
 	Mounts []Mount
+	// Tmpfs are empty in-memory directories mounted for the run.
+	Tmpfs []Tmpfs
+	// Network is the run's network: NetworkHost (the default) shares the
+	// caller's; NetworkNone gives the run a network namespace of its own
+	// with only a loopback interface.
+	Network Network
+	// TempDir is a host directory for the runner's own scratch space
+	// during the run (default os.TempDir()). In pod mode it must lie outside
+	// what is snapshotted; the builder uses its work directory.
+	TempDir string
+}
+
+// Network selects the network a run sees.
+type Network string
+
+const (
+	// NetworkHost shares the caller's network (Docker's "default" and
+	// "host" for RUN, as Kaniko runs them).
+	NetworkHost Network = ""
+	// NetworkNone isolates the run in a new network namespace where only
+	// the loopback interface is up.
+	NetworkNone Network = "none"
+)
+
+// Tmpfs is an empty tmpfs mounted at an image path for one run; what the
+// run writes there is gone when it ends.
+type Tmpfs struct {
+	// Target is the absolute image path of the mount.
+	Target string
+	// Size limits the tmpfs in bytes; 0 is the kernel's default (half
+	// the memory).
+	Size int64
 }
 
 // Mount is a host file or directory bind-mounted, recursively, at an image
-// path for one run. A missing mount point is created inside the root
+// path for one run (in pod mode too, in a private mount namespace, which
+// needs CAP_SYS_ADMIN). A missing mount point is created inside the root
 // (symlinks resolved inside the root, never out of it) and removed after
 // the run, as the runner does for /proc. The mount lives in the run's
 // private mount namespace only: the host never sees it. A mount may not
@@ -54,6 +87,10 @@ type Mount struct {
 	Target string
 	// ReadOnly makes the mount, and every mount below it, read-only.
 	ReadOnly bool
+	// Discard lets the run write to the mount while the source stays as it
+	// is: the mount is an overlay whose upper layer lives in the run's
+	// memory and vanishes with it. Mounts below the source are not seen.
+	Discard bool
 }
 
 // File is a file provided to a run at an image path.
@@ -64,6 +101,12 @@ type File struct {
 	Data []byte
 	// Mode holds the file's permission bits.
 	Mode os.FileMode
+	// UID and GID own the file (root by default).
+	UID, GID uint32
+	// Secret keeps the file off every disk: it lives on a tmpfs of the
+	// run and is bind-mounted at Path. Pod mode then needs a private mount
+	// namespace (CAP_SYS_ADMIN) instead of writing the file into "/".
+	Secret bool
 }
 
 // ExitError reports a command that ran but exited with a non-zero status.

@@ -41,6 +41,9 @@ type Pod struct {
 	// Signal, if set, signals the executor once its output shows a string
 	// (see PodSignal); the test fails if the string never appears.
 	Signal *PodSignal
+	// DropCaps removes capabilities (setpriv names, e.g. "sys_admin") from
+	// the executor, as a real cluster runs build pods without CAP_SYS_ADMIN.
+	DropCaps []string
 }
 
 // PodResult is what a pod run left behind.
@@ -84,6 +87,9 @@ func RunPod(t testing.TB, p Pod) PodResult {
 	work := t.TempDir()
 	root := filepath.Join(work, "root")
 	layout := podLayout{root: root, hosts: filepath.Join(work, "hosts"), resolv: filepath.Join(work, "resolv.conf"), unshare: unshare}
+	if len(p.DropCaps) > 0 {
+		layout.setpriv = requireTool(t, "setpriv", "util-linux")
+	}
 	if err := layout.prepare(p); err != nil {
 		t.Fatalf("testenv: RunPod: %v", err)
 	}

@@ -23,6 +23,8 @@ type podLayout struct {
 	root, hosts, resolv string
 	// unshare is the host's unshare binary, which chroots into root.
 	unshare string
+	// setpriv is the host's setpriv binary, which drops Pod.DropCaps.
+	setpriv string
 }
 
 // prepare creates the pod root with the executor, certificates and docker
@@ -112,6 +114,11 @@ func (l podLayout) script(p Pod) (string, error) {
 	}
 	env := append(kanikoEnv(), p.Env...)
 	cmd := append([]string{"exec", "env", "-i"}, env...)
+	if len(p.DropCaps) > 0 {
+		// Out of the bounding and inheritable sets, root cannot get them back by exec.
+		drop := "-" + strings.Join(p.DropCaps, ",-")
+		cmd = append(cmd, l.setpriv, "--inh-caps="+drop, "--bounding-set="+drop)
+	}
 	cmd = append(cmd, l.unshare, "--root="+l.root, "--wd=/workspace", "/kaniko/executor")
 	line(append(cmd, p.Args...)...)
 	return b.String(), nil
