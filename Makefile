@@ -1,9 +1,10 @@
-# Kiln: make build writes bin/executor and bin/pipeline; make test runs every test (unit and integration, as root);
+# Kiln: make build writes bin/executor and bin/pipeline; make test runs every test (unit and integration, as root),
+# then every fuzz target briefly; make fuzz runs every fuzz target for FUZZTIME (default 30s) each;
 # make bench runs the Go benchmarks; make demo runs the pipeline of examples/hello end to end (compile, image, run).
 GO ?= go
 PKG := ./...
 
-.PHONY: build test unit bench bench-compare demo deps clean k8s
+.PHONY: build test unit fuzz fuzz-smoke bench bench-compare demo deps clean k8s
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/executor ./cmd/pipeline
@@ -17,9 +18,20 @@ k8s:
 
 test: deps build k8s
 	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_PIPELINE=$(CURDIR)/bin/pipeline KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
+	$(MAKE) fuzz-smoke
 
 unit:
 	$(GO) test -short -count=1 $(PKG)
+
+# Every fuzz target (scripts/fuzz.sh finds each func FuzzXxx), one after the other, FUZZTIME each;
+# a crash's input is written to the package's testdata/fuzz/<Target>/ and fails the run.
+# fuzz-smoke is the short run make test (CI) does: 3s each, about two minutes with the builds.
+FUZZTIME ?= 30s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+fuzz-smoke:
+	GO=$(GO) FUZZTIME=3s bash scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./snapshot/... ./builder/...

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -26,6 +27,7 @@ func cloneGit(ctx context.Context, rest string, o Options) (string, error) {
 		return "", err
 	}
 	g := gitClone{src: src, opts: o.Git}
+	g.takeURLCredentials()
 	dir, err := workDir(o)
 	if err != nil {
 		return "", err
@@ -42,7 +44,26 @@ type gitClone struct {
 	opts GitOptions
 }
 
+// takeURLCredentials moves user info out of the URL ("git://user:token@host/repo") into the
+// clone's credentials, unless --git or GIT_* credentials are set: the clone's .git/config,
+// which a RUN can read and a COPY . can put into the image, then never holds the token.
+func (g *gitClone) takeURLCredentials() {
+	u, err := url.Parse(g.src.URL)
+	if err != nil || u.User == nil {
+		return
+	}
+	if g.opts.Auth == nil && g.opts.Username == "" && g.opts.Password == "" {
+		g.opts.Username = u.User.Username()
+		g.opts.Password, _ = u.User.Password()
+	}
+	u.User = nil
+	g.src.URL = u.String()
+}
+
 func (g gitClone) auth() transport.AuthMethod {
+	if g.opts.Auth != nil {
+		return g.opts.Auth
+	}
 	if g.opts.Username == "" && g.opts.Password == "" {
 		return nil
 	}

@@ -35,7 +35,8 @@ func parseGitContext(rest, pullMethod string) (gitSource, error) {
 	repo := parts[0]
 	host, _, _ := strings.Cut(repo, "/")
 	if host == "" || strings.HasSuffix(host, "@") {
-		return gitSource{}, fmt.Errorf("no host in the repository address %q: want git://HOST/PATH", repo)
+		return gitSource{}, fmt.Errorf("no host in the repository address %q: want git://HOST/PATH",
+			strings.TrimPrefix(Redact("git://"+repo), "git://"))
 	}
 	s := gitSource{URL: pullMethod + "://" + repo}
 	if len(parts) > 1 {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // Options says how Prepare fetches and where it unpacks a context.
@@ -42,6 +44,9 @@ type GitOptions struct {
 	// Username and Password authenticate over http(s) (Kaniko's GIT_USERNAME,
 	// GIT_PASSWORD, or GIT_TOKEN as the username).
 	Username, Password string
+	// Auth, when set, is used instead of Username and Password: an ssh agent's keys for an
+	// ssh URL (ADD git@host:repo.git), or a token for one host.
+	Auth transport.AuthMethod
 }
 
 // ParseGitFlag parses the value of --git: comma-separated key=value pairs with keys branch,

@@ -131,13 +131,29 @@ func workDir(o Options) (string, error) {
 }
 
 // Redact hides the credentials of a URL-like context spec (user and password, or a token in
-// the user's place), for errors and logs.
+// the user's place), for errors and logs. A spec Go cannot read as a URL (a bad %-escape, a
+// space) still has what stands before the '@' of its host part hidden.
 func Redact(spec string) string {
 	if !strings.Contains(spec, "@") {
 		return spec
 	}
 	u, err := url.Parse(spec)
-	if err != nil || u.User == nil {
+	if err != nil {
+		scheme, rest, ok := strings.Cut(spec, "://")
+		if !ok {
+			return spec
+		}
+		host := rest
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			host = rest[:i]
+		}
+		at := strings.LastIndex(host, "@")
+		if at < 0 {
+			return spec
+		}
+		return scheme + "://xxxxx" + rest[at:]
+	}
+	if u.User == nil {
 		return spec
 	}
 	u.User = url.User("xxxxx")

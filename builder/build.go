@@ -58,6 +58,13 @@ type build struct {
 	cacheWrites *cacheWriter
 	// mountCache is where RUN --mount=type=cache directories live (set on first use).
 	mountCache *cacheDirs
+	// commits are the commits of this build's Git sources; gitDirs their checkouts (addgit.go).
+	commits gitCommits
+	gitDirs []string
+	// contexts are the named contexts (--build-context) by normalised name (namedcontext.go).
+	contexts map[string]*namedContext
+	// emulation says whether pod-mode RUN mounts are emulated (see emulatemounts.go).
+	emulation mountEmulation
 }
 
 // stageResult is what a finished stage leaves for later stages.
@@ -134,12 +141,16 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 		return nil, err
 	}
 	b.df = df
+	b.noteDirectives()
 	b.meta, err = df.Meta(b.o.buildArgs, b.platform, dockerfile.DefaultPlatform())
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range b.meta.Keys() {
 		b.usedArgs[k] = true
+	}
+	if err := b.initContexts(); err != nil {
+		return nil, err
 	}
 	plan, err := b.plan()
 	if err != nil {
@@ -181,7 +192,7 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 
 // plan lists the stages to build, in order.
 func (b *build) plan() ([]int, error) {
-	needed, err := b.df.StagesFor(b.o.target, b.meta)
+	needed, err := b.df.StagesReplacing(b.o.target, b.meta, b.replacesStage)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +232,23 @@ func (b *build) prepareDirs() error {
 		}
 	}
 	return nil
+}
+
+// noteDirectives logs the parser directives Kiln accepts without acting on them.
+func (b *build) noteDirectives() {
+	for _, d := range b.df.Directives {
+		switch d.Name {
+		case "syntax":
+			b.note(d.Line, "syntax directive %s noted; Kiln's own parser is used", d.Value)
+		case "check":
+			b.note(d.Line, "check directive %s noted; Kiln runs no build checks", d.Value)
+		}
+	}
+}
+
+// note reports a fact at info level (EventNote).
+func (b *build) note(line int, format string, args ...any) {
+	b.o.reporter.Report(Event{Kind: EventNote, Time: time.Now(), Line: line, Message: fmt.Sprintf(format, args...)})
 }
 
 func (b *build) warn(format string, args ...any) {

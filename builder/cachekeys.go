@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
-	"github.com/kilnbuild/kiln/internal/copier"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -45,9 +43,9 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 		b.warn("stage %d: no cache: digest of its base image: %v", s.index, err)
 		return nil
 	}
-	parent := cache.NewKey(cache.Key(baseDigest.String()), cache.Text(cache.InputBuild,
-		fmt.Sprintf("reproducible=%v compression=%s/%d", b.o.reproducible, layerCompression(b.o.compression).Algorithm,
-			layerCompression(b.o.compression).Level)))
+	build := cache.Text(cache.InputBuild, fmt.Sprintf("reproducible=%v compression=%s/%d", b.o.reproducible,
+		layerCompression(b.o.compression).Algorithm, layerCompression(b.o.compression).Level))
+	parent := cache.NewKey(cache.Key(baseDigest.String()), build)
 	scope := s.scope.Clone()
 	workdir, user, shell := s.cfg.Config.WorkingDir, s.cfg.Config.User, s.cfg.Config.Shell
 	out := make([]*stepCache, len(cmds))
@@ -101,7 +99,8 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 			sc.inputs = append(sc.inputs, more...)
 			sc.cacheable = cc.runLayers
 		case *instructions.CopyCommand:
-			more, err := b.copyInputs(ctx, s.index, c.SourcesAndDest, c.From, c.ExcludePatterns, "")
+			more, err := b.copyInputs(ctx, s.index, copyKeySpec{sd: c.SourcesAndDest, from: c.From,
+				excludes: c.ExcludePatterns, parents: c.Parents})
 			if err != nil {
 				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
 				broken = true
@@ -110,7 +109,8 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 			sc.inputs = append(sc.inputs, more...)
 			sc.cacheable = cc.copyLayers
 		case *instructions.AddCommand:
-			more, err := b.copyInputs(ctx, s.index, c.SourcesAndDest, "", c.ExcludePatterns, c.Checksum)
+			more, err := b.copyInputs(ctx, s.index, copyKeySpec{sd: c.SourcesAndDest, excludes: c.ExcludePatterns,
+				checksum: c.Checksum, add: true})
 			if err != nil {
 				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
 				broken = true
@@ -120,7 +120,11 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 			sc.cacheable = cc.copyLayers
 		}
 		sc.key = cache.NewKey(parent, sc.inputs...)
-		parent = sc.key
+		parent = sc.key // the steps after a --link step still depend on all before it
+		if isLink(cmd) {
+			sc.parent, sc.inputs = "", linkInputs(build, workdir, sc.inputs)
+			sc.key = cache.NewKey("", sc.inputs...)
+		}
 		if sc.cacheable {
 			go func() {
 				sc.result <- cache.Lookup(ctx, cc.store, sc.key, sc.parent, sc.inputs, sc.lineage, cc.ttl, now)
@@ -128,51 +132,6 @@ func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, 
 		}
 	}
 	return out
-}
-
-// copyInputs are the inputs of a COPY/ADD beyond its text: each source file (after
-// .dockerignore and --exclude), a heredoc's content, or the digest of the stage or image a
-// COPY --from reads. An ADD of a URL is only keyed by its --checksum; without one it is an error.
-func (b *build) copyInputs(ctx context.Context, stage int, sd instructions.SourcesAndDest, from string,
-	excludes []string, checksum string) ([]cache.Input, error) {
-	var out []cache.Input
-	for _, hd := range sd.SourceContents {
-		out = append(out, cache.Digest("heredoc:"+hd.Path, []byte(hd.Data)))
-	}
-	if from != "" {
-		d, err := b.fromDigest(ctx, stage, from)
-		if err != nil {
-			return nil, err
-		}
-		return append(out, cache.Text(cache.InputFrom, d)), nil
-	}
-	var local []string
-	for _, src := range sd.SourcePaths {
-		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@") {
-			if checksum == "" {
-				return nil, fmt.Errorf("ADD %s has no --checksum, so its content is unknown before downloading it", src)
-			}
-			out = append(out, cache.Text("url:"+src, checksum))
-			continue
-		}
-		local = append(local, src)
-	}
-	if len(local) == 0 {
-		return out, nil
-	}
-	req := copier.Request{Sources: local, Exclude: b.dockerignore.Excluded}
-	if err := withExcludes(&req, excludes); err != nil {
-		return nil, err
-	}
-	srcs := cache.Sources{Root: b.o.contextDir, Paths: local, Exclude: req.Exclude}
-	if len(excludes) == 0 {
-		srcs.ExcludeDir = b.dockerignore.ExcludedDir
-	}
-	files, err := cache.FileInputs(srcs)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, files...), nil
 }
 
 // mountInputs are the inputs of a RUN beyond its text (which spells out its mounts): what its
@@ -212,6 +171,11 @@ func (b *build) mountInputs(ctx context.Context, stage int, c *instructions.RunC
 
 // fromDigest is the digest of what COPY --from reads: an earlier stage's image, or an image.
 func (b *build) fromDigest(ctx context.Context, stage int, from string) (string, error) {
+	if _, isStage := b.stageIndex(from, stage); !isStage {
+		if nc, ok := b.namedContext(from); ok {
+			return b.contextDigest(ctx, nc)
+		}
+	}
 	if idx, ok := b.stageIndex(from, stage); ok {
 		r, ok := b.results[idx]
 		if !ok {
@@ -232,4 +196,19 @@ func (b *build) fromDigest(ctx context.Context, stage int, from string) (string,
 		return "", fmt.Errorf("--from=%s: %w", from, err)
 	}
 	return "image:" + d.String(), nil
+}
+
+// linkInputs are the inputs of a COPY/ADD --link step: its own (the instruction, the WORKDIR a
+// relative destination is in, what it reads, the layer options), without the parent's key,
+// the args, env, USER and SHELL, none of which can change its layer (copylink.go).
+func linkInputs(build cache.Input, workdir string, inputs []cache.Input) []cache.Input {
+	out := []cache.Input{build, cache.Text(cache.InputConfig, fmt.Sprintf("workdir=%q", workdir))}
+	for _, in := range inputs {
+		switch in.Name {
+		case cache.InputArgs, cache.InputEnv, cache.InputConfig:
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
 }

@@ -45,6 +45,12 @@ func (b *build) lookupStep(ctx context.Context, s *stageState, i int, cmd instru
 		ev.Kind, ev.Time = EventCacheMiss, time.Now()
 		ev.Message = fmt.Sprintf("cache miss for key %s: %s", sc.key.Short(), r.Reason)
 		b.o.reporter.Report(ev)
+		if r.Warning != "" {
+			b.warn("[%d/%d] %s: %s", ev.Step, ev.Steps, ev.Instruction, r.Warning)
+		}
+	}
+	if isLink(cmd) {
+		return nil, nil // a --link layer is made apart from the root (copylink.go)
 	}
 	return nil, b.materialise(ctx, s)
 }

@@ -20,49 +20,77 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
-// copyCommand executes COPY and returns the image paths it wrote.
-func (b *build) copyCommand(ctx context.Context, s *stageState, c *instructions.CopyCommand) ([]string, error) {
-	if c.Parents {
-		return nil, errors.New("COPY --parents is not supported")
-	}
-	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod)
+// copyJob is a COPY or ADD ready to run against a root: the copier's request (its Root set
+// to the build's root) and the copier call.
+type copyJob struct {
+	req  copier.Request
+	sd   instructions.SourcesAndDest
+	run  func(copier.Request) ([]string, error)
+	link bool // --link: run against an empty directory, which becomes the layer (copylink.go)
+}
+
+// copyCommand prepares COPY.
+func (b *build) copyCommand(ctx context.Context, s *stageState, c *instructions.CopyCommand) (copyJob, error) {
+	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod, c.Link)
 	if err != nil {
-		return nil, err
+		return copyJob{}, err
 	}
+	req.Parents = c.Parents
 	if c.From != "" {
-		dir, err := b.fromDir(ctx, s, c.From)
+		src, err := b.fromSource(ctx, s, c.From)
 		if err != nil {
-			return nil, err
+			return copyJob{}, err
 		}
-		req.SrcRoot, req.Exclude = dir, nil
-		if c.Chown == "" {
+		req.SrcRoot, req.Exclude = src.dir, src.exclude
+		if c.Chown == "" && !src.context {
 			req.UID, req.GID = -1, -1 // files from another stage or image keep their owners
 		}
 	}
 	if err := withExcludes(&req, c.ExcludePatterns); err != nil {
-		return nil, err
+		return copyJob{}, err
 	}
-	return b.doCopy(ctx, s, c.SourcesAndDest, req, func(r copier.Request) ([]string, error) { return copier.Copy(ctx, r) })
+	run := func(r copier.Request) ([]string, error) { return copier.Copy(ctx, r) }
+	return copyJob{req: req, sd: c.SourcesAndDest, run: run, link: c.Link}, nil
 }
 
-// addCommand executes ADD (local files, local archives unpacked, remote URLs).
-func (b *build) addCommand(ctx context.Context, s *stageState, c *instructions.AddCommand) ([]string, error) {
-	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod)
+// addCommand prepares ADD (local files, local archives unpacked, remote URLs, Git
+// repositories).
+func (b *build) addCommand(ctx context.Context, s *stageState, c *instructions.AddCommand) (copyJob, error) {
+	req, err := b.copyRequest(s, c.SourcesAndDest, c.Chown, c.Chmod, c.Link)
 	if err != nil {
-		return nil, err
+		return copyJob{}, err
 	}
 	if err := withExcludes(&req, c.ExcludePatterns); err != nil {
-		return nil, err
+		return copyJob{}, err
 	}
-	o := copier.AddOptions{Checksum: c.Checksum, Chown: c.Chown != ""}
-	if c.KeepGitDir != nil {
-		o.KeepGitDir = *c.KeepGitDir
+	o, err := b.addOptions(ctx, c)
+	if err != nil {
+		return copyJob{}, err
 	}
-	return b.doCopy(ctx, s, c.SourcesAndDest, req, func(r copier.Request) ([]string, error) { return copier.Add(ctx, r, o) })
+	run := func(r copier.Request) ([]string, error) {
+		defer b.removeGitDirs()
+		return copier.Add(ctx, r, o)
+	}
+	return copyJob{req: req, sd: c.SourcesAndDest, run: run, link: c.Link}, nil
+}
+
+// copyJobOf prepares a COPY or ADD.
+func (b *build) copyJobOf(ctx context.Context, s *stageState, cmd instructions.Command) (copyJob, error) {
+	if c, ok := cmd.(*instructions.AddCommand); ok {
+		return b.addCommand(ctx, s, c)
+	}
+	return b.copyCommand(ctx, s, cmd.(*instructions.CopyCommand))
+}
+
+// runCopy runs a prepared COPY or ADD into the root and returns the image paths it wrote.
+func (b *build) runCopy(ctx context.Context, s *stageState, j copyJob) ([]string, error) {
+	return b.doCopy(ctx, s, j.sd, j.req, j.run)
 }
 
 // copyRequest fills what COPY and ADD share: destination, owner, mode, the context as source.
-func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown, chmod string) (copier.Request, error) {
+// With --link, --chown must be numeric: the files are copied into an empty filesystem, with
+// no /etc/passwd to read names from (BuildKit's rule).
+func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown, chmod string, link bool) (copier.Request, error) {
 	req := copier.Request{
 		SrcRoot: b.o.contextDir,
 		Sources: sd.SourcePaths,
@@ -76,7 +104,7 @@ func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown
 		req.WorkDir = "/"
 	}
 	if chown != "" {
-		uid, gid, err := users.ResolveChown(b.root, chown)
+		uid, gid, err := b.resolveChown(chown, link)
 		if err != nil {
 			return req, err
 		}
@@ -91,6 +119,20 @@ func (b *build) copyRequest(s *stageState, sd instructions.SourcesAndDest, chown
 		req.Mode = &mode
 	}
 	return req, nil
+}
+
+// resolveChown resolves --chown in the root, or, with --link, only as numbers.
+func (b *build) resolveChown(chown string, link bool) (int, int, error) {
+	if !link {
+		return users.ResolveChown(b.root, chown)
+	}
+	u, g, _ := strings.Cut(chown, ":")
+	for _, part := range []string{u, g} {
+		if _, err := strconv.ParseUint(part, 10, 32); part != "" && err != nil {
+			return 0, 0, fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", chown)
+		}
+	}
+	return users.ResolveChown("", chown)
 }
 
 // withExcludes adds COPY/ADD --exclude patterns to what the request skips.
@@ -250,9 +292,33 @@ func mkdirAllInRoot(root, dir string, uid, gid uint32) error {
 	return nil
 }
 
+// fromSource is what COPY --from (or a RUN mount's from=) reads.
+type fromSource struct {
+	dir     string
+	exclude func(rel string) bool // a named directory context's .dockerignore; nil: nothing
+	context bool                  // a directory context: files are copied as from the build context
+}
+
+// fromSource resolves --from: an earlier stage, a named context (--build-context), or an image.
+func (b *build) fromSource(ctx context.Context, s *stageState, from string) (fromSource, error) {
+	if _, isStage := b.stageIndex(from, s.index); !isStage {
+		if nc, ok := b.namedContext(from); ok {
+			return b.namedSource(ctx, nc)
+		}
+	}
+	dir, err := b.fromDir(ctx, s, from)
+	return fromSource{dir: dir}, err
+}
+
 // fromDir returns a directory holding the filesystem COPY --from reads: an earlier stage's, or
 // an image's (pulled and unpacked once per build).
 func (b *build) fromDir(ctx context.Context, s *stageState, from string) (string, error) {
+	if _, isStage := b.stageIndex(from, s.index); !isStage {
+		if nc, ok := b.namedContext(from); ok {
+			src, err := b.namedSource(ctx, nc)
+			return src.dir, err
+		}
+	}
 	if idx, ok := b.stageIndex(from, s.index); ok {
 		if dir, ok := b.saved[idx]; ok {
 			return dir, nil

@@ -23,8 +23,19 @@
 // (WithSecrets; never in a layer, the config, the history, a cache key or the log), bind (the
 // context, a stage or an image; read-only, or writable with the writes discarded), tmpfs and ssh
 // (WithSSH), and --network=none. In pod mode those need a private mount (or network) namespace,
-// and so CAP_SYS_ADMIN; without it such a RUN fails with an error that says so and names the
-// line.
+// and so CAP_SYS_ADMIN. A pod without it (the usual build pod, where Kaniko ignored the mounts)
+// gets them emulated, with a warning naming the first such line: each target holds the thing
+// itself during the RUN (a cache directory renamed there and back, or a symlink to it across
+// file systems; a copy of a bind source; an empty directory; a secret written as a file; a
+// socket relaying to the agent), all gone again before the snapshot (see emulatemounts.go).
+// --network=none fails there, naming the line.
+//
+// BuildKit's COPY and ADD features work in both modes too: COPY --parents (see
+// internal/copier.ParentsSource), COPY/ADD --link (a layer made apart from the root, keyed
+// without its parent, so it survives a base change; see copylink.go), ADD of a Git repository
+// (WithGit, addgit.go), ADD --unpack, and named contexts for FROM and --from
+// (WithBuildContexts, namedcontext.go). `# syntax=` and `# check=` directives are logged and
+// otherwise ignored: the builder always uses its own parser and runs no checks.
 //
 // A binary that uses directory mode runs RUN steps by re-executing itself; package
 // internal/runner hooks that re-execution in its init function, so nothing is needed from the

@@ -20,6 +20,7 @@ const (
 	EventCacheHit   EventKind = "cache-hit"   // a cached layer replaces the instruction (Message: key)
 	EventCacheMiss  EventKind = "cache-miss"  // no usable cache entry (Message: key and why)
 	EventProgress   EventKind = "progress"    // long work moving: a base layer pulled and unpacked (Done of Total layers), or a large snapshot's entries so far (Done)
+	EventNote       EventKind = "note"        // a fact worth logging at info (Message): a parser directive noted, a Git source resolved
 )
 
 // Event is one thing a build reports. Fields that do not apply to a kind are zero.

@@ -122,6 +122,16 @@ func (f *fetchedLayer) open(ctx context.Context) (io.ReadCloser, error) {
 	return os.Open(f.path)
 }
 
+// diffID is the digest the image's config records for the layer's uncompressed content (zero
+// when the layer cannot say).
+func (f *fetchedLayer) diffID() v1.Hash {
+	d, err := f.layer.DiffID()
+	if err != nil {
+		return v1.Hash{}
+	}
+	return d
+}
+
 // cleanup removes downloaded blobs once they are no longer needed.
 func cleanupFetched(fs []*fetchedLayer) {
 	for _, f := range fs {

@@ -3,6 +3,7 @@ package builder
 import (
 	"io"
 
+	"github.com/kilnbuild/kiln/buildcontext"
 	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/registry"
@@ -41,6 +42,8 @@ type options struct {
 	runCacheDir        string           // RUN --mount=type=cache directories; "": <workDir>/cache-mounts
 	secrets            map[string]Secret
 	ssh                map[string]SSHAgent
+	git                buildcontext.GitOptions // credentials and TLS for Git sources
+	buildContexts      []BuildContext          // --build-context
 }
 
 func defaults() options {

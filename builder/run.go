@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/kilnbuild/kiln/dockerfile"
@@ -70,28 +68,14 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 		}
 		return "", err
 	}
-	return runHistory(argv, s.scope.Args()), nil
+	return runHistory(argv), nil
 }
 
-// runHistory is Docker's created_by for a RUN: the build args it saw, then the command.
-func runHistory(argv []string, args map[string]string) string {
-	var b strings.Builder
-	b.WriteString("RUN ")
-	if len(args) > 0 {
-		keys := make([]string, 0, len(args))
-		for k := range args {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		b.WriteString("|" + strconv.Itoa(len(keys)))
-		for _, k := range keys {
-			b.WriteString(" " + k + "=" + args[k])
-		}
-		b.WriteString(" ")
-	}
-	b.WriteString(strings.Join(argv, " "))
-	b.WriteString(" # buildkit")
-	return b.String()
+// runHistory is the created_by of a RUN: its command, as BuildKit writes it but without the
+// "|N NAME=value" list of build args BuildKit puts in front. Build arg values (often tokens)
+// stay out of the image's history, as Kaniko keeps them out.
+func runHistory(argv []string) string {
+	return "RUN " + strings.Join(argv, " ") + " # buildkit"
 }
 
 func hasEnv(env []string, key string) bool {

@@ -18,7 +18,7 @@ import (
 // addBindMount mounts m.Source of the build context, an earlier stage or an image at m.Target:
 // read-only by default; with rw the RUN may write there, and its writes are discarded.
 func (b *build) addBindMount(ctx context.Context, s *stageState, rs *runSetup, m dockerfile.Mount) error {
-	src, err := b.bindSource(ctx, s, m, rs)
+	src, copied, err := b.bindSource(ctx, s, m, rs)
 	if err != nil {
 		return err
 	}
@@ -28,6 +28,10 @@ func (b *build) addBindMount(ctx context.Context, s *stageState, rs *runSetup, m
 	}
 	mount := runner.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly}
 	switch {
+	case rs.emulate && copied:
+		// Emulated, a read-only or discarding mount is a copy of its source (see
+		// emulatemounts.go); this source is a copy of the RUN's own already, so it is moved in.
+		mount.ReadOnly = false
 	case m.ReadOnly:
 	case fi.IsDir():
 		mount.Discard = true
@@ -43,21 +47,23 @@ func (b *build) addBindMount(ctx context.Context, s *stageState, rs *runSetup, m
 
 // bindSource is the host path a bind mount shows: m.Source inside the stage or image m.From
 // names, or inside the build context. When the context has .dockerignore patterns, the source
-// is a copy without the files they exclude, as BuildKit sends the context without them.
-func (b *build) bindSource(ctx context.Context, s *stageState, m dockerfile.Mount, rs *runSetup) (string, error) {
+// is a copy without the files they exclude, as BuildKit sends the context without them, and
+// copied says so.
+func (b *build) bindSource(ctx context.Context, s *stageState, m dockerfile.Mount, rs *runSetup) (p string, copied bool, err error) {
 	root, where := b.o.contextDir, "the build context"
 	if m.From != "" {
 		dir, err := b.fromDir(ctx, s, m.From)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		root, where = dir, "--from="+m.From
 	}
-	p, err := existingSource(root, m.Source, where)
+	p, err = existingSource(root, m.Source, where)
 	if err != nil || m.From != "" || len(b.dockerignore.Patterns()) == 0 {
-		return p, err
+		return p, false, err
 	}
-	return b.tempCopy(ctx, root, m.Source, b.dockerignore.Excluded, rs)
+	p, err = b.tempCopy(ctx, root, m.Source, b.dockerignore.Excluded, rs)
+	return p, true, err
 }
 
 // existingSource resolves source inside root (symlinks stay inside it) and checks it exists.

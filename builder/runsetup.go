@@ -21,6 +21,8 @@ type runSetup struct {
 	env      []string // secrets given as variables, SSH_AUTH_SOCK
 	network  runner.Network
 	releases []func()
+	// emulate provides the mounts without a mount namespace (see emulatemounts.go).
+	emulate bool
 }
 
 // apply adds the setup to spec.
@@ -30,6 +32,7 @@ func (rs *runSetup) apply(spec *runner.Spec) {
 	spec.Files = append(spec.Files, rs.files...)
 	spec.Env = append(spec.Env, rs.env...)
 	spec.Network = rs.network
+	spec.EmulateMounts = rs.emulate
 }
 
 // done releases what the setup holds, newest first.
@@ -56,6 +59,9 @@ func (b *build) setupRun(ctx context.Context, s *stageState, c *instructions.Run
 	if err != nil {
 		return nil, err
 	}
+	if rs.emulate, err = b.emulatesMounts(c, mounts); err != nil {
+		return nil, err
+	}
 	for _, m := range mounts {
 		if err := b.addMount(ctx, s, rs, m); err != nil {
 			rs.done()
@@ -64,6 +70,9 @@ func (b *build) setupRun(ctx context.Context, s *stageState, c *instructions.Run
 	}
 	if sock := firstSSHTarget(mounts, rs); sock != "" && !hasEnv(env, "SSH_AUTH_SOCK") {
 		rs.env = append(rs.env, "SSH_AUTH_SOCK="+sock)
+	}
+	if rs.emulate {
+		b.warnEmulated(c, mounts)
 	}
 	return rs, nil
 }

@@ -11,7 +11,9 @@ import (
 // Secret is a value a RUN reads through --mount=type=secret,id=ID: as a file (at target=, by
 // default /run/secrets/ID) or a variable (env=), for that RUN only. Its value never enters a
 // layer, the config, the history, a cache key or a log; in pod mode it is mounted from memory,
-// which needs CAP_SYS_ADMIN (a secret given only as a variable does not).
+// which needs CAP_SYS_ADMIN; without it the file is written at its target for the RUN and
+// removed before the snapshot, passing through the container's writable layer (a secret given
+// only as a variable needs neither).
 type Secret struct {
 	// ID is the name RUN --mount=type=secret,id= uses.
 	ID string

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kilnbuild/kiln/buildcontext"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/registry"
@@ -46,6 +47,9 @@ type stageState struct {
 func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v1.Image, error) {
 	start := time.Now()
 	st := b.df.Stages[idx]
+	if nc, ok := b.namedContext(st.Name); ok && st.Name != "" {
+		return b.contextStage(ctx, idx, nc)
+	}
 	base, err := b.df.BaseOf(idx, b.meta)
 	if err != nil {
 		return nil, err
@@ -53,18 +57,18 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	b.o.reporter.Report(Event{Kind: EventStageStart, Time: start, Stage: idx, StageName: st.Name,
 		Line: st.Line, Instruction: "FROM " + describeBase(base), Steps: len(st.Commands)})
 
-	baseImg, err := b.baseImage(ctx, base)
+	baseImg, named, err := b.stageBase(ctx, base)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
 	}
-	if b.o.baseCache != nil && base.Stage < 0 && !base.Scratch {
+	if b.o.baseCache != nil && base.Stage < 0 && !base.Scratch && !named {
 		baseImg = b.o.baseCache.Image(baseImg)
 	}
 	lazy := b.cacheOn() // with a cache, the root is prepared when the first instruction misses
 	if !lazy {
 		unpacked, err := b.prepareRoot(ctx, idx, base, baseImg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
 		}
 		if unpacked {
 			if err := b.snap.Reset(ctx); err != nil {
@@ -149,6 +153,33 @@ func describeBase(base dockerfile.Base) string {
 		return "scratch"
 	}
 	return base.Image
+}
+
+// stageBase returns the image a stage starts from, and whether a named context gave it.
+func (b *build) stageBase(ctx context.Context, base dockerfile.Base) (v1.Image, bool, error) {
+	if base.Stage < 0 && !base.Scratch {
+		if nc, ok := b.namedContext(base.Image); ok {
+			img, err := b.namedImage(ctx, nc)
+			return img, true, err
+		}
+	}
+	img, err := b.baseImage(ctx, base)
+	return img, false, err
+}
+
+// contextStage is a stage replaced by the named context of its name: its instructions do not
+// run, and it is the context's image.
+func (b *build) contextStage(ctx context.Context, idx int, nc *namedContext) (v1.Image, error) {
+	start := time.Now()
+	st := b.df.Stages[idx]
+	b.o.reporter.Report(Event{Kind: EventStageStart, Time: start, Stage: idx, StageName: st.Name, Line: st.Line,
+		Instruction: fmt.Sprintf("build context %s=%s (replaces the stage)", nc.Name, buildcontext.Redact(nc.Value))})
+	img, err := b.namedImage(ctx, nc)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: stage %s: %w", b.df.Name, st.Line, st.Name, err)
+	}
+	b.o.reporter.Report(Event{Kind: EventStageDone, Time: time.Now(), Stage: idx, StageName: st.Name, Duration: time.Since(start)})
+	return img, nil
 }
 
 // baseImage returns the image a stage starts from.
@@ -258,7 +289,7 @@ func (b *build) extractFetched(ctx context.Context, f *fetchedLayer, dir string,
 		return err
 	}
 	defer rc.Close()
-	return extractStream(ctx, rc, dir, ignore)
+	return extractStream(ctx, rc, dir, ignore, f.diffID())
 }
 
 // afterStage decides what happens to the root's filesystem once stage idx is done: kept for the
@@ -302,6 +333,9 @@ type stageDependencies struct {
 
 func (b *build) stageDeps(j int) stageDependencies {
 	deps := stageDependencies{base: -1, from: map[int]bool{}}
+	if b.replacesStage(b.df.Stages[j].Name) {
+		return deps // its instructions do not run
+	}
 	if base, err := b.df.BaseOf(j, b.meta); err == nil {
 		deps.base = base.Stage
 	}

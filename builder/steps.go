@@ -40,6 +40,7 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 
 	var changed []string // paths a COPY/ADD/WORKDIR wrote; nil with fsChange means "walk the root"
 	fsChange := false
+	linked, linkedLayer := false, false // a COPY/ADD --link ran (copylink.go), and added a layer
 	createdBy := text
 	c := &s.cfg.Config
 	switch cmd := cmd.(type) {
@@ -53,7 +54,7 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 		for _, a := range cmd.Args {
 			s.scope.Declare(a)
 		}
-		createdBy = "ARG " + joinKVOptional(cmd.Args, s)
+		createdBy = "ARG " + argHistory(raw)
 	case *instructions.LabelCommand:
 		if c.Labels == nil {
 			c.Labels = map[string]string{}
@@ -136,24 +137,27 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 			return fail(err)
 		}
 		fsChange = true
-	case *instructions.CopyCommand:
+	case *instructions.CopyCommand, *instructions.AddCommand:
+		createdBy = text + " # buildkit"
 		if hit != nil {
 			break
 		}
-		changed, err = b.copyCommand(ctx, s, cmd)
+		job, err := b.copyJobOf(ctx, s, cmd)
 		if err != nil {
 			return fail(err)
 		}
-		fsChange, createdBy = true, text+" # buildkit"
-	case *instructions.AddCommand:
-		if hit != nil {
+		if job.link {
+			linked = true
+			hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}}
+			if linkedLayer, err = b.linkStep(ctx, s, job, hist); err != nil {
+				return fail(err)
+			}
 			break
 		}
-		changed, err = b.addCommand(ctx, s, cmd)
-		if err != nil {
+		if changed, err = b.runCopy(ctx, s, job); err != nil {
 			return fail(err)
 		}
-		fsChange, createdBy = true, text+" # buildkit"
+		fsChange = true
 	default:
 		return fail(fmt.Errorf("instruction %s is not supported", cmd.Name()))
 	}
@@ -165,6 +169,9 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 	if hit != nil {
 		b.applyHit(s, hit)
 		hist.EmptyLayer = false // applyHit recorded the history
+	} else if linked {
+		hist.EmptyLayer = !linkedLayer // linkStep recorded the history of its layer
+		b.storeStep(s, n-1, linkedLayer, createdBy, text)
 	} else if fsChange && !b.o.singleSnapshot {
 		added, err := b.snapshotStep(ctx, s, changed, hist)
 		if err != nil {
@@ -211,12 +218,18 @@ func joinKV(kvs instructions.KeyValuePairs) string {
 	return strings.Join(parts, " ")
 }
 
-func joinKVOptional(kvs []instructions.KeyValuePairOptional, s *stageState) string {
-	parts := make([]string, len(kvs))
-	for i, kv := range kvs {
+// argHistory is the created_by of an ARG: the names and the defaults as the Dockerfile writes
+// them, never the value a --build-arg gave (which may be a token), as Kaniko records it.
+func argHistory(raw instructions.Command) string {
+	c, ok := raw.(*instructions.ArgCommand)
+	if !ok {
+		return ""
+	}
+	parts := make([]string, len(c.Args))
+	for i, kv := range c.Args {
 		parts[i] = kv.Key
-		if v, ok := s.scope.Lookup(kv.Key); ok {
-			parts[i] += "=" + v
+		if kv.Value != nil {
+			parts[i] += "=" + *kv.Value
 		}
 	}
 	return strings.Join(parts, " ")

@@ -2,20 +2,35 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
 	"io"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/internal/decompress"
 	"github.com/kilnbuild/kiln/snapshot"
 )
 
 // extractStream unpacks one layer's compressed blob into dir. gzip is inflated by pgzip, which
 // decompresses ahead on the other core while this goroutine creates files.
-func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapshot.IgnoreFunc) error {
+//
+// When diffID is set (the digest the image's config records for the layer's uncompressed tar),
+// the tar stream is hashed as it is read, and a layer whose content does not match is refused
+// once it has been read: an image whose config and layers disagree is damaged or forged, and
+// its history and cache keys would describe files it does not hold.
+func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapshot.IgnoreFunc, diffID v1.Hash) error {
 	tarStream, closeFn, err := decompress.Reader(rc)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	var h hash.Hash
+	if diffID.Algorithm == "sha256" && diffID.Hex != "" {
+		h = sha256.New()
+		tarStream = io.TeeReader(tarStream, h)
+	}
 	var opts []snapshot.Option
 	if ignore != nil {
 		opts = append(opts, snapshot.WithIgnore(ignore))
@@ -24,6 +39,13 @@ func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapsho
 		return err
 	}
 	// Drain what follows the tar's end blocks so digest verification of the stream completes.
-	_, err = io.Copy(io.Discard, tarStream)
-	return err
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return err
+	}
+	if h != nil {
+		if got := hex.EncodeToString(h.Sum(nil)); got != diffID.Hex {
+			return fmt.Errorf("the layer's content has diffID sha256:%s, but the image's config records %s: the image is damaged or was altered, refusing it", got, diffID)
+		}
+	}
+	return nil
 }

@@ -49,8 +49,8 @@ func (b *build) declareVolumes(s *stageState, vols []string) error {
 // root (a miss, or no cache), and returns the shallowest directories it created, which belong
 // in cmd's layer.
 func (b *build) volumesBefore(s *stageState, cmd instructions.Command, hit bool) ([]string, error) {
-	if hit || !changesFiles(cmd) {
-		return nil, nil
+	if hit || !changesFiles(cmd) || isLink(cmd) {
+		return nil, nil // a --link layer has nothing of the root; the next instruction creates them
 	}
 	return b.createVolumes(s)
 }

@@ -76,19 +76,24 @@ func entryOf(cf *v1.ConfigFile) (Entry, error) {
 	return e, nil
 }
 
-// storedInputs replaces the file inputs by one aggregate when there are too many.
+// storedInputs is what an entry keeps of its inputs: the build args only as a digest (their
+// values are often tokens, and an entry is readable by whoever can pull the cache), and the
+// file inputs as one aggregate when there are too many.
 func storedInputs(in []Input) []Input {
 	var files []Input
 	var out []Input
 	for _, i := range in {
-		if i.isFile() {
+		switch {
+		case i.isFile():
 			files = append(files, i)
-		} else {
+		case i.Name == InputArgs && !strings.HasPrefix(i.Value, "sha256:"):
+			out = append(out, Digest(InputArgs, []byte(i.Value)))
+		default:
 			out = append(out, i)
 		}
 	}
 	if len(files) <= maxStoredFiles {
-		return in
+		return append(out, files...)
 	}
 	b, _ := json.Marshal(files)
 	return append(out, Digest(InputFiles, b))

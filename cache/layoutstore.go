@@ -10,9 +10,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/kilnbuild/kiln/registry"
 )
 
 // refName is the OCI annotation an entry is found by (its key, or its lineage).
@@ -33,46 +32,60 @@ func (s *LayoutStore) String() string { return "oci:" + s.dir }
 
 // Get returns the entry annotated with key.
 func (s *LayoutStore) Get(_ context.Context, key Key) (v1.Layer, Entry, error) {
-	img, err := s.find(string(key))
+	img, digest, err := s.find(string(key))
 	if err != nil {
 		return nil, Entry{}, err
 	}
-	return readEntry(img)
+	l, e, err := readEntry(img)
+	if err != nil {
+		return nil, Entry{}, fmt.Errorf("%s: manifest %s of %s: %w", s, digest, key.Short(), err)
+	}
+	return l, e, nil
 }
 
 // Last returns the entry annotated with the lineage.
 func (s *LayoutStore) Last(_ context.Context, lineage string) (Entry, error) {
-	img, err := s.find(lineage)
+	img, digest, err := s.find(lineage)
 	if err != nil {
 		return Entry{}, err
 	}
 	_, e, err := readEntry(img)
-	return e, err
+	if err != nil {
+		return Entry{}, fmt.Errorf("%s: manifest %s of %s: %w", s, digest, lineage, err)
+	}
+	return e, nil
 }
 
-func (s *LayoutStore) find(ref string) (v1.Image, error) {
+func (s *LayoutStore) find(ref string) (v1.Image, v1.Hash, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idx, err := layout.ImageIndexFromPath(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %s: %w", s, ref, ErrNotFound)
+		return nil, v1.Hash{}, fmt.Errorf("%s: %s: %w", s, ref, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s, err)
+		return nil, v1.Hash{}, fmt.Errorf("%s: %w", s, err)
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s, err)
+		return nil, v1.Hash{}, fmt.Errorf("%s: index.json: %w", s, err)
 	}
 	for i := len(m.Manifests) - 1; i >= 0; i-- {
 		if d := m.Manifests[i]; d.Annotations[refName] == ref {
-			return idx.Image(d.Digest)
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, v1.Hash{}, fmt.Errorf("%s: manifest %s: %w", s, d.Digest, err)
+			}
+			return img, d.Digest, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: %s: %w", s, ref, ErrNotFound)
+	return nil, v1.Hash{}, fmt.Errorf("%s: %s: %w", s, ref, ErrNotFound)
 }
 
-// Put writes the entry's blobs, then names it by key and lineage in index.json.
+// Put writes the entry's blobs, then names it by key and lineage in index.json. Each file is
+// written whole and renamed into place (registry.AddToOCILayout), so a full disk or a kill
+// leaves no torn entry. An index.json that cannot be read (damaged by another tool or an older
+// writer) is kept aside as index.json.damaged and the cache starts a new index.
 func (s *LayoutStore) Put(_ context.Context, layer v1.Layer, e Entry) error {
 	img, err := entryImage(layer, e)
 	if err != nil {
@@ -80,25 +93,22 @@ func (s *LayoutStore) Put(_ context.Context, layer v1.Layer, e Entry) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.open()
-	if err != nil {
-		return fmt.Errorf("%s: %w", s, err)
-	}
+	var refs []string
 	for _, ref := range []string{string(e.Key), e.Lineage} {
-		if ref == "" {
-			continue
+		if ref != "" {
+			refs = append(refs, ref)
 		}
-		if err := p.ReplaceImage(img, match.Annotation(refName, ref),
-			layout.WithAnnotations(map[string]string{refName: ref})); err != nil {
-			return fmt.Errorf("%s: writing %s: %w", s, ref, err)
+	}
+	err = registry.AddToOCILayout(s.dir, img, refs...)
+	if errors.Is(err, registry.ErrDamagedLayoutIndex) {
+		index := filepath.Join(s.dir, "index.json")
+		if rerr := os.Rename(index, index+".damaged"); rerr != nil {
+			return fmt.Errorf("%s: writing %s: %w", s, e.Key.Short(), err)
 		}
+		err = registry.AddToOCILayout(s.dir, img, refs...)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: writing %s: %w", s, e.Key.Short(), err)
 	}
 	return nil
-}
-
-func (s *LayoutStore) open() (layout.Path, error) {
-	if _, err := os.Stat(filepath.Join(s.dir, "index.json")); err == nil {
-		return layout.FromPath(s.dir)
-	}
-	return layout.Write(s.dir, empty.Index)
 }

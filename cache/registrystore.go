@@ -71,7 +71,9 @@ func (s *RegistryStore) Put(ctx context.Context, layer v1.Layer, e Entry) error 
 	if e.Lineage != "" {
 		tags = append(tags, s.repo+":"+e.Lineage)
 	}
-	_, err = registry.Push(ctx, img, tags, s.opts...)
+	// Tags replaced without asking what they point at: an old entry the registry cannot read
+	// any more must not keep the instruction from being cached again.
+	_, err = registry.Push(ctx, img, tags, append(append([]registry.Option{}, s.opts...), registry.WithTagsReplaced())...)
 	return err
 }
 

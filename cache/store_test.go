@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -170,19 +172,63 @@ func TestBaseCacheKeepsVerifiedLayers(t *testing.T) {
 	if p := layers[0].(interface{ Path() string }).Path(); p != filepath.Join(dir, "blobs", "sha256", d0.Hex) {
 		t.Fatalf("Path() = %q once cached, want the blob's file", p)
 	}
-	// From now on the layer is served from disk: prove it by corrupting the file.
-	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", d0.Hex), []byte("from disk"), 0o644); err != nil {
+	// From now on the layer is served from disk: prove it with a source that fails.
+	again, _ := NewBaseCache(dir).Image(failingImage{img}).Layers()
+	rc, err = again[0].Compressed()
+	if err != nil {
+		t.Fatalf("cached layer not read from the cache dir: %v", err)
+	}
+	if n, err := io.Copy(io.Discard, rc); err != nil || n == 0 {
+		t.Fatalf("reading the cached layer: %d bytes, %v", n, err)
+	}
+	rc.Close()
+	// A damaged blob is never served: it is removed, with a warning, and read from the source.
+	blob := filepath.Join(dir, "blobs", "sha256", d0.Hex)
+	if err := os.WriteFile(blob, []byte("damaged on disk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	again, _ := NewBaseCache(dir).Image(img).Layers()
+	var warnings []string
+	warn := BaseCacheWarnings(func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) })
+	again, _ = NewBaseCache(dir, warn).Image(img).Layers()
+	if p := again[0].(interface{ Path() string }).Path(); p != "" {
+		t.Fatalf("Path() = %q for a damaged blob, want \"\"", p)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], blob) || !strings.Contains(warnings[0], "damaged") {
+		t.Fatalf("warnings %q, want one naming %s as damaged", warnings, blob)
+	}
 	rc, _ = again[0].Compressed()
-	b, _ := io.ReadAll(rc)
+	got, _ := io.ReadAll(rc)
 	rc.Close()
-	if string(b) != "from disk" {
-		t.Fatalf("cached layer not read from the cache dir (read %d bytes)", len(b))
+	if want, _ := layers[0].Compressed(); true {
+		b, _ := io.ReadAll(want)
+		want.Close()
+		if !bytes.Equal(got, b) {
+			t.Fatalf("read %d bytes for the damaged blob, want the source's %d", len(got), len(b))
+		}
+	}
+	if !bc.Has(d0) {
+		t.Fatal("the re-read layer was not cached again")
 	}
 	if parts, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*.part")); len(parts) != 0 {
 		t.Fatalf("temporary files left behind: %v", parts)
 	}
 	var _ v1.Layer = again[1]
+}
+
+// failingImage is an image whose layers cannot be downloaded.
+type failingImage struct{ v1.Image }
+
+func (i failingImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	out := make([]v1.Layer, len(ls))
+	for n, l := range ls {
+		out[n] = failingLayer{l}
+	}
+	return out, err
+}
+
+type failingLayer struct{ v1.Layer }
+
+func (failingLayer) Compressed() (io.ReadCloser, error) {
+	return nil, errors.New("the source is unreachable")
 }

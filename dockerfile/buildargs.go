@@ -39,7 +39,8 @@ func ParseBuildArgs(list []string, getenv func(string) (string, bool)) (BuildArg
 	for _, entry := range list {
 		key, value, hasValue := strings.Cut(entry, "=")
 		if strings.TrimSpace(key) == "" {
-			return nil, fmt.Errorf("invalid build arg %q: empty name", entry)
+			// The entry is not quoted: what follows "=" is a value, possibly a token.
+			return nil, fmt.Errorf("invalid build arg %q: empty name", key+"=…")
 		}
 		if !hasValue {
 			if v, ok := getenv(key); ok {

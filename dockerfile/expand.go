@@ -181,7 +181,7 @@ func (d *Dockerfile) freshRun(c *instructions.RunCommand) (*instructions.RunComm
 		cp := *c
 		return &cp, nil
 	}
-	cmd, err := instructions.ParseCommand(node)
+	cmd, err := parseCommand(node)
 	if err != nil {
 		return nil, err
 	}

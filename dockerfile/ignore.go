@@ -105,12 +105,18 @@ func (i *Ignore) ExcludedDir(rel string) (excluded bool, mayHaveIncludedChildren
 	}
 	dirParts := strings.Split(cleanRel(rel), "/")
 	for _, p := range i.pm.Patterns() {
-		if p.Exclusion() && mayMatchBelow(strings.Split(p.String(), "/"), dirParts) {
+		if p.Exclusion() && (regexpLike(p.String()) || mayMatchBelow(strings.Split(p.String(), "/"), dirParts)) {
 			return true, true
 		}
 	}
 	return true, false
 }
+
+// regexpLike reports whether patternmatcher reads a pattern as a regular expression where
+// path.Match would not: it leaves | { } unescaped (its escape table misses them, so "a|*t"
+// matches every path ending in t) and keeps a backslash before a letter ("\d" is a digit).
+// mayMatchBelow cannot follow such a pattern, so it is taken to match anything.
+func regexpLike(pattern string) bool { return strings.ContainsAny(pattern, `|{}\`) }
 
 // mayMatchBelow reports whether a pattern could match a path inside dir:
 // its leading components match dir's, or a "**" makes it open-ended.

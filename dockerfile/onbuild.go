@@ -28,7 +28,7 @@ func OnBuildCommands(triggers []string, name string) ([]instructions.Command, er
 			case "FROM", "MAINTAINER":
 				return nil, fail(fmt.Errorf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(node.Value)))
 			}
-			cmd, err := instructions.ParseCommand(node)
+			cmd, err := parseCommand(node)
 			if err != nil {
 				return nil, fail(plainError(err))
 			}

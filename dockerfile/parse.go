@@ -18,6 +18,8 @@ type Dockerfile struct {
 	Stages   []Stage
 	Escape   rune     // escape token from the parser directive
 	Warnings []string // parser warnings such as empty continuation lines, "name:line: text"
+	// Directives are the parser directives at the top (syntax, check, escape), in order.
+	Directives []Directive
 
 	// nodes maps each command to the AST node it came from, so Expand can
 	// re-parse a RUN into a fresh value instead of mutating shared mount state.
@@ -42,10 +44,20 @@ func Parse(src Source) (*Dockerfile, error) {
 		line, _ := errorLine(err)
 		return nil, at(src.Name, line, plainError(err))
 	}
+	dirs, err := directives(src.Data)
+	if err != nil {
+		return nil, at(src.Name, 0, err)
+	}
 	d := &Dockerfile{
-		Name:   src.Name,
-		Escape: res.EscapeToken,
-		nodes:  map[instructions.Command]*parser.Node{},
+		Name:       src.Name,
+		Escape:     res.EscapeToken,
+		Directives: dirs,
+		nodes:      map[instructions.Command]*parser.Node{},
+	}
+	if c, ok := d.Directive("check"); ok {
+		if _, err := ParseCheck(c.Value); err != nil {
+			return nil, at(src.Name, c.Line, err)
+		}
 	}
 	for _, w := range res.Warnings {
 		line := 0
@@ -56,7 +68,7 @@ func Parse(src Source) (*Dockerfile, error) {
 	}
 	firstLine := map[string]int{}
 	for _, node := range res.AST.Children {
-		v, err := instructions.ParseInstruction(node)
+		v, err := parseNode(node)
 		if err != nil {
 			return nil, at(src.Name, node.StartLine, plainError(err))
 		}

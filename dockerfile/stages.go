@@ -16,6 +16,12 @@ import (
 // COPY --from or RUN --mount from= refers to (by name or index, after
 // expansion with the meta vars), transitively.
 func (d *Dockerfile) StagesFor(target string, meta *Vars) ([]int, error) {
+	return d.StagesReplacing(target, meta, nil)
+}
+
+// StagesReplacing is StagesFor when some stages are replaced (by a named build context):
+// replaced(name) says so for a stage's AS name, and such a stage depends on nothing.
+func (d *Dockerfile) StagesReplacing(target string, meta *Vars, replaced func(name string) bool) ([]int, error) {
 	start, err := d.targetIndex(target)
 	if err != nil {
 		return nil, err
@@ -29,6 +35,9 @@ func (d *Dockerfile) StagesFor(target string, meta *Vars) ([]int, error) {
 			continue
 		}
 		need[i] = true
+		if replaced != nil && d.Stages[i].Name != "" && replaced(d.Stages[i].Name) {
+			continue
+		}
 		deps, err := d.dependencies(i, meta)
 		if err != nil {
 			return nil, err

@@ -23,7 +23,7 @@ func cacheOptions(ctx context.Context, c *Config, pushOpts []registry.Option, lo
 	}
 	var opts []builder.Option
 	if c.CacheDir != "" {
-		opts = append(opts, builder.WithBaseImageCache(cache.NewBaseCache(c.CacheDir)))
+		opts = append(opts, builder.WithBaseImageCache(cache.NewBaseCache(c.CacheDir, cache.BaseCacheWarnings(log.Warnf))))
 	}
 	repo, err := cacheRepo(c)
 	if err != nil {

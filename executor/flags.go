@@ -24,6 +24,7 @@ type Config struct {
 	CustomPlatform string   // --custom-platform
 	Secrets        []string // --secret id=NAME,src=PATH|env=VAR (repeatable)
 	SSH            []string // --ssh default|ID=SOCKET|ID=KEY[,KEY] (repeatable)
+	BuildContexts  []string // --build-context NAME=VALUE (repeatable)
 
 	Insecure                    bool     // --insecure (push)
 	InsecurePull                bool     // --insecure-pull
@@ -66,6 +67,7 @@ type Config struct {
 	CompressedCaching bool          // --compressed-caching (no effect)
 	CacheRepo         string        // --cache-repo
 	CacheDir          string        // --cache-dir
+	cacheDirGiven     bool          // --cache-dir was on the command line (ParseFlags)
 	CacheTTL          time.Duration // --cache-ttl
 
 	UseNewRun                    bool     // --use-new-run (no effect)
@@ -103,11 +105,16 @@ func ParseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("unexpected argument %q: the executor takes flags only", fs.Arg(0))
 	}
 	c.Warnings = c.ApplyDeprecated()
+	c.cacheDirGiven = fs.Changed("cache-dir")
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// DefaultCacheDir is --cache-dir's default, Kaniko's: a build pod's cache volume. In directory
+// mode it is used only when given explicitly (see Run).
+const DefaultCacheDir = "/cache"
 
 // NewFlagSet returns the executor's flag set bound to c, with Kaniko's names, shorthands and
 // defaults, and its deprecated spellings (hidden from usage, still accepted).
@@ -124,7 +131,8 @@ func NewFlagSet(c *Config) *pflag.FlagSet {
 	fs.StringVar(&c.Target, "target", "", "Stage to build (name or index); the last one by default")
 	fs.StringVar(&c.CustomPlatform, "custom-platform", "", "Platform to build for, os/arch[/variant] (default: this machine's)")
 	fs.StringArrayVar(&c.Secrets, "secret", nil, "Secret for RUN --mount=type=secret: id=NAME,src=PATH or id=NAME,env=VAR (BuildKit's syntax); repeatable")
-	fs.StringArrayVar(&c.SSH, "ssh", nil, "ssh agent for RUN --mount=type=ssh: default ($SSH_AUTH_SOCK), or ID=SOCKET, or ID=KEYFILE[,KEYFILE]; repeatable")
+	fs.StringArrayVar(&c.SSH, "ssh", nil, "ssh agent for RUN --mount=type=ssh (and, as default, for ADD of an ssh Git URL): default ($SSH_AUTH_SOCK), or ID=SOCKET, or ID=KEYFILE[,KEYFILE]; repeatable")
+	fs.StringArrayVar(&c.BuildContexts, "build-context", nil, "Named context NAME=VALUE for FROM NAME and COPY --from=NAME (BuildKit's): dir:///path, docker-image://REF, oci-layout:///path[@DIGEST|:TAG], a Git URL or an https archive; repeatable")
 	addRegistryFlags(fs, c)
 	addOutputFlags(fs, c)
 	addBuildFlags(fs, c)
@@ -177,7 +185,7 @@ func addBuildFlags(fs *pflag.FlagSet, c *Config) {
 func addCacheFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Cache, "cache", false, "Cache RUN (and with --cache-copy-layers, COPY/ADD) layers in --cache-repo and base images in --cache-dir")
 	fs.StringVar(&c.CacheRepo, "cache-repo", "", "Repository for cached layers (default: <first destination repository>/cache), or oci:DIR for an OCI layout")
-	fs.StringVar(&c.CacheDir, "cache-dir", "/cache", "Local directory of cached base image layers (used with --cache) and, in <dir>/mounts, of RUN --mount=type=cache directories")
+	fs.StringVar(&c.CacheDir, "cache-dir", DefaultCacheDir, "Local directory of cached base image layers (used with --cache) and, in <dir>/mounts, of RUN --mount=type=cache directories")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 336*time.Hour, "How long cached layers stay valid")
 	fs.BoolVar(&c.CacheCopyLayers, "cache-copy-layers", false, "Cache COPY layers")
 	fs.BoolVar(&c.CacheRunLayers, "cache-run-layers", true, "Cache RUN layers")
@@ -281,6 +289,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateMountFlags(); err != nil {
+		return err
+	}
+	if err := c.validateBuildContexts(); err != nil {
 		return err
 	}
 	return c.validateOutputs()

@@ -35,6 +35,9 @@ func writeOutputs(ctx context.Context, c *Config, img v1.Image, pushOpts []regis
 		log.Infof("Skipping push (--no-push); image digest %s", digest)
 	} else if len(c.Destinations) > 0 {
 		if res.Digest, err = push(ctx, img, c.Destinations, pushOpts, log); err != nil {
+			if c.PushRetry == 0 && ctx.Err() == nil && registry.Transient(err) {
+				err = fmt.Errorf("%w (a failure that may pass: --push-retry N retries it)", err)
+			}
 			return res, err
 		}
 		res.Destinations = append([]string(nil), c.Destinations...)

@@ -99,7 +99,7 @@ func parseMirrors(values []string) ([]string, error) {
 				continue
 			}
 			if strings.ContainsAny(m, "= ") {
-				return nil, fmt.Errorf("--registry-mirror %s: must be host[:port][/path], e.g. mirror.gcr.io", v)
+				return nil, fmt.Errorf("--registry-mirror %s: must be host[:port][/path], e.g. mirror.gcr.io", redactSpecs(v))
 			}
 			out = append(out, m)
 		}
@@ -120,7 +120,7 @@ func parseRegistryMaps(values []string) (map[string][]string, error) {
 			from, to, ok := strings.Cut(pair, "=")
 			from, to = strings.TrimSpace(from), strings.TrimSpace(to)
 			if !ok || from == "" || to == "" {
-				return nil, fmt.Errorf("--registry-map %s: must be original=replacement[;original2=replacement2]", v)
+				return nil, fmt.Errorf("--registry-map %s: must be original=replacement[;original2=replacement2]", redactSpecs(v))
 			}
 			out[from] = append(out[from], to)
 		}
@@ -150,4 +150,18 @@ func withEnv(flagValues []string, key string, lookupEnv func(string) (string, bo
 		}
 	}
 	return out
+}
+
+// redactSpecs hides the user info of every spec in a ";"-separated --registry-mirror or
+// --registry-map value ("orig=https://user:token@host"), for error messages.
+func redactSpecs(v string) string {
+	parts := strings.Split(v, ";")
+	for i, p := range parts {
+		if from, to, ok := strings.Cut(p, "="); ok {
+			parts[i] = from + "=" + registry.RedactUserinfo(to)
+		} else {
+			parts[i] = registry.RedactUserinfo(p)
+		}
+	}
+	return strings.Join(parts, ";")
 }

@@ -50,6 +50,7 @@ func Run(ctx context.Context, c *Config, opts ...Option) (Result, error) {
 			return Result{}, err
 		}
 	}
+	c = directoryModeCacheDir(c, o)
 	contextWork := filepath.Join(c.KanikoDir, "buildcontext")
 	if !o.podMode {
 		// Never the host's /kaniko: archives and clones go to a directory of this run's own.
@@ -143,6 +144,11 @@ func builderOptions(ctx context.Context, c *Config, o *runOptions, contextDir st
 		return nil, err
 	}
 	opts = append(opts, mountOpts...)
+	ctxOpts, err := contextOptions(c, o)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, ctxOpts...)
 	if c.CustomPlatform != "" {
 		p, err := dockerfile.ParsePlatform(c.CustomPlatform)
 		if err != nil {
@@ -189,4 +195,17 @@ func resolveDockerfile(path, contextDir string) (string, error) {
 		return "", fmt.Errorf("--dockerfile: no Dockerfile at %s (nor at %s in the context)", path, p)
 	}
 	return "", fmt.Errorf("--dockerfile: no Dockerfile at %s", path)
+}
+
+// directoryModeCacheDir keeps a directory-mode build off the host's /cache: --cache-dir's
+// default is a pod's cache volume, which on a machine is the host's own root. Only a --cache-dir
+// given on the command line is used there; the default is dropped (no base-image cache, and RUN
+// cache mounts under the work directory). c is not modified.
+func directoryModeCacheDir(c *Config, o *runOptions) *Config {
+	if o.podMode || c.cacheDirGiven || c.CacheDir != DefaultCacheDir {
+		return c
+	}
+	cp := *c
+	cp.CacheDir = ""
+	return &cp
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,15 +28,25 @@ import (
 
 // The RUN --mount and --network tests run every Dockerfile twice: with the executor binary as
 // a build pod (pod mode, RUN in the pod's root) and with the executor library into a directory
-// root (directory mode, RUN chrooted in its own namespaces), with the same flags.
+// root (directory mode, RUN chrooted in its own namespaces), with the same flags. Where the
+// emulation of mounts holds the same promises, a third time: as a build pod without
+// CAP_SYS_ADMIN (emulatedMode), as clusters run build pods.
 
 // buildMode is one way of running the executor.
 type buildMode struct {
 	name string
 	pod  bool
+	// noSysAdmin runs the pod without CAP_SYS_ADMIN: its RUN mounts are emulated.
+	noSysAdmin bool
 }
 
-var buildModes = []buildMode{{"pod", true}, {"directory", false}}
+var buildModes = []buildMode{{name: "pod", pod: true}, {name: "directory"}}
+
+// emulatedMode is a build pod without CAP_SYS_ADMIN.
+var emulatedMode = buildMode{name: "pod-nosysadmin", pod: true, noSysAdmin: true}
+
+// emulationWarning is what the log of a build with emulated mounts says once.
+const emulationWarning = "cannot create a mount namespace"
 
 // mountBuild is one executor run.
 type mountBuild struct {
@@ -61,6 +72,7 @@ type buildResult struct {
 func (m buildMode) run(t *testing.T, b mountBuild) buildResult {
 	t.Helper()
 	if m.pod {
+		b.dropSysAdmin = b.dropSysAdmin || m.noSysAdmin
 		return runMountPod(t, b)
 	}
 	return runMountDir(t, b)
@@ -221,16 +233,19 @@ func contextWith(t *testing.T, dockerfile string, files map[string]string) strin
 
 // TestMountCacheSurvivesBuilds: a cache mount's directory lives in --cache-dir (a pod's
 // volume), so a second build on the same volume finds what the first wrote, and nothing of the
-// mount (its content, its mount point or the directories above it) is in any layer.
+// mount (its content, its mount point or the directories above it) is in any layer. In a pod
+// without CAP_SYS_ADMIN the same holds, the RUN seeing a symlink into the volume (another file
+// system) instead of a mount.
 func TestMountCacheSurvivesBuilds(t *testing.T) {
 	requireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	base := testenv.PushBusybox(t, reg, "base/busybox:latest")
+	// /seen: the count, and what the RUN found at the target (a directory, or a link).
 	df := `ARG BASE
 FROM ${BASE}
-RUN --mount=type=cache,target=/var/cache/app sh -c 'n=$(cat /var/cache/app/count 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/count; cp /var/cache/app/count /seen'
+RUN --mount=type=cache,target=/var/cache/app sh -c 'n=$(cat /var/cache/app/count 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/count; k=dir; [ -L /var/cache/app ] && k=link; echo "$((n+1)) $k" > /seen'
 `
-	for _, mode := range buildModes {
+	for _, mode := range append(buildModes, emulatedMode) {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := contextWith(t, df, nil)
 			cacheDir := t.TempDir()
@@ -239,8 +254,13 @@ RUN --mount=type=cache,target=/var/cache/app sh -c 'n=$(cat /var/cache/app/count
 				r := mode.run(t, mountBuild{ctx: ctx, cache: cacheDir, args: []string{"--build-arg", "BASE=" + base,
 					"--destination", ref, "--insecure", "--insecure-pull", "--cache-dir", "{cache}"}})
 				wantOK(t, r)
-				if e := file(t, testenv.ExportImage(t, reg, ref), "seen"); string(e.Content) != strconv.Itoa(n)+"\n" {
-					t.Fatalf("build %d: /seen = %q: the cache did not carry the count over", n, e.Content)
+				kind := "dir"
+				if mode.noSysAdmin {
+					kind = "link"
+					wantEmulated(t, r, "Dockerfile:3", "cache /var/cache/app")
+				}
+				if e := file(t, testenv.ExportImage(t, reg, ref), "seen"); string(e.Content) != strconv.Itoa(n)+" "+kind+"\n" {
+					t.Fatalf("build %d: /seen = %q, want %d %s: the cache did not carry the count over", n, e.Content, n, kind)
 				}
 				img := pull(t, reg, ref)
 				noLayerHas(t, img, "var/cache", "var")
@@ -256,23 +276,50 @@ RUN --mount=type=cache,target=/var/cache/app sh -c 'n=$(cat /var/cache/app/count
 		})
 	}
 	// A --cache-dir that is no volume would be snapshotted: the caches go to the executor's
-	// own directory instead, for this pod only, and the log says so.
-	t.Run("pod without a cache volume", func(t *testing.T) {
-		ref := reg.Ref("it/cachemount-novolume:latest")
-		r := runMountPod(t, mountBuild{ctx: contextWith(t, df, nil), args: []string{"--build-arg", "BASE=" + base,
-			"--destination", ref, "--insecure", "--insecure-pull", "--cache-dir", "/novolume"}})
-		wantOK(t, r)
-		if !strings.Contains(r.log, "/novolume/mounts is not a mounted volume") {
-			t.Errorf("no warning about the cache directory:\n%s", r.log)
+	// own directory instead, for this pod only, and the log says so. Without CAP_SYS_ADMIN that
+	// directory is on the root's file system, so the RUN gets the cache directory itself,
+	// renamed to the target and back.
+	for _, mode := range []buildMode{buildModes[0], emulatedMode} {
+		t.Run(mode.name+" without a cache volume", func(t *testing.T) {
+			ref := reg.Ref("it/cachemount-novolume-" + mode.name + ":latest")
+			r := mode.run(t, mountBuild{ctx: contextWith(t, df, nil), args: []string{"--build-arg", "BASE=" + base,
+				"--destination", ref, "--insecure", "--insecure-pull", "--cache-dir", "/novolume"}})
+			wantOK(t, r)
+			if !strings.Contains(r.log, "/novolume/mounts is not a mounted volume") {
+				t.Errorf("no warning about the cache directory:\n%s", r.log)
+			}
+			if e := file(t, testenv.ExportImage(t, reg, ref), "seen"); string(e.Content) != "1 dir\n" {
+				t.Errorf("/seen = %q, want 1 dir", e.Content)
+			}
+			img := pull(t, reg, ref)
+			noLayerHas(t, img, "novolume", "kaniko", "var")
+			entries := layerEntries(t, img)
+			if last := entries[len(entries)-1]; strings.Join(last, " ") != "seen" {
+				t.Errorf("the RUN's layer holds %v, want only seen", last)
+			}
+		})
+	}
+}
+
+// wantEmulated fails the test unless the log says once that mounts are emulated, naming the
+// line and each of what.
+func wantEmulated(t *testing.T, r buildResult, what ...string) {
+	t.Helper()
+	if n := strings.Count(r.log, emulationWarning); n != 1 {
+		t.Errorf("the log says %d times that mounts are emulated, want once:\n%s", n, r.log)
+	}
+	for _, w := range what {
+		if !strings.Contains(r.log, w) {
+			t.Errorf("the emulation warning does not name %q:\n%s", w, r.log)
 		}
-		noLayerHas(t, pull(t, reg, ref), "novolume", "kaniko", "var")
-	})
+	}
 }
 
 // TestMountCacheLockedSerializes: two builds run at once on one cache volume. A first RUN with
 // a shared cache mount makes them meet (both must be inside it together, which shared allows),
 // so that both reach the next RUN, with sharing=locked, at the same moment: one waits, says
-// so, and the times each wrote inside the cache do not overlap.
+// so, and the times each wrote inside the cache do not overlap. Pods without CAP_SYS_ADMIN
+// (their caches emulated) lock the same way.
 func TestMountCacheLockedSerializes(t *testing.T) {
 	requireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
@@ -295,7 +342,7 @@ done
 sleep 2
 echo "$WHO end $(cut -d' ' -f1 /proc/uptime)" >> /c/log
 `
-	for _, mode := range buildModes {
+	for _, mode := range append(buildModes, emulatedMode) {
 		t.Run(mode.name, func(t *testing.T) {
 			cacheDir := t.TempDir()
 			results := map[string]buildResult{}
@@ -377,11 +424,15 @@ RUN test ! -e /run/secrets/tok && test ! -e /etc/tok.conf && test -z "$TOK" && e
 // searched for in every blob of the image (layers unpacked, the config with its history), of
 // the layer cache, in the whole log and in every file the build left, and found nowhere. A
 // second build with another value hits the cache (the secret is no input of a key).
+//
+// A pod without CAP_SYS_ADMIN writes the secret's file at its target for the RUN (so its
+// value passes through the container's writable layer, which the log says) and removes it
+// before the snapshot: the same searches find it nowhere.
 func TestSecretNeverStored(t *testing.T) {
 	requireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	base := testenv.PushBusybox(t, reg, "base/busybox:latest")
-	for _, mode := range buildModes {
+	for _, mode := range append(buildModes, emulatedMode) {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := contextWith(t, secretDockerfile, nil)
 			secrets, cacheDir := t.TempDir(), t.TempDir()
@@ -405,7 +456,13 @@ func TestSecretNeverStored(t *testing.T) {
 				return r
 			}
 			first := "kiln-secret-" + mode.name + "-4f1c9a"
-			build(first)
+			r := build(first)
+			if mode.noSysAdmin {
+				wantEmulated(t, r, "Dockerfile:3", "secret id=tok: a file written at /run/secrets/tok")
+				if !strings.Contains(r.log, "writable layer") {
+					t.Errorf("no warning that the secret passes through the writable layer:\n%s", r.log)
+				}
+			}
 			files := layoutFiles(t, filepath.Join(ctx, "image"))
 			sum := sha256.Sum256([]byte(first))
 			want := hex.EncodeToString(sum[:]) + "\n"
@@ -431,17 +488,20 @@ func TestSecretNeverStored(t *testing.T) {
 			"--insecure-pull", "--no-push", "--cache-dir", "{cache}"}})
 		wantFailure(t, r, "Dockerfile:3", "secret id=absent is required but was not given")
 	})
-	t.Run("pod without CAP_SYS_ADMIN", func(t *testing.T) {
+	// A secret only given as a variable needs no emulation, and no warning.
+	t.Run("pod without CAP_SYS_ADMIN, env only", func(t *testing.T) {
 		df := `ARG BASE
 FROM ${BASE}
 RUN --mount=type=secret,id=tok,env=TOK sh -c 'test -n "$TOK" && echo env-secret-ok'
-RUN --mount=type=secret,id=tok cat /run/secrets/tok
 `
 		ctx := contextWith(t, df, nil)
 		r := runMountPod(t, mountBuild{ctx: ctx, cache: t.TempDir(), env: []string{"TOKEN_VAR=pod-secret-6d0e"},
 			dropSysAdmin: true, args: []string{"--build-arg", "BASE=" + base, "--insecure-pull", "--no-push",
 				"--cache-dir", "{cache}", "--secret", "id=tok,env=TOKEN_VAR"}})
-		wantFailure(t, r, "env-secret-ok", "Dockerfile:4", "CAP_SYS_ADMIN")
+		wantOK(t, r)
+		if !strings.Contains(r.log, "env-secret-ok") || strings.Contains(r.log, "writable layer") {
+			t.Errorf("the RUN did not see the variable, or the log warns about a file:\n%s", r.log)
+		}
 		if strings.Contains(r.log, "pod-secret-6d0e") {
 			t.Errorf("the log shows the secret:\n%s", r.log)
 		}
@@ -547,9 +607,73 @@ RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'test -z "$(ls -A /scratch)
 	}
 }
 
+// TestMountEmulatedWithoutSysAdmin: in a build pod without CAP_SYS_ADMIN, bind mounts (of a
+// stage, read-only or rw; of the context without what .dockerignore excludes; of one file) are
+// copies whose writes are discarded, a tmpfs is an empty directory, and a tmpfs or cache over
+// an existing directory hides it for the RUN only; nothing of them is in any layer, the
+// context is unchanged, and the log says once what is emulated.
+func TestMountEmulatedWithoutSysAdmin(t *testing.T) {
+	requireRoot(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	base := testenv.PushBusybox(t, reg, "base/busybox:latest")
+	df := `ARG BASE
+FROM ${BASE} AS tools
+RUN mkdir -p /out && echo tool-v1 > /out/tool.txt
+FROM ${BASE}
+RUN mkdir -p /srv/keep && echo kept > /srv/keep/file
+RUN --mount=type=bind,from=tools,source=/out,target=/mnt/tools sh -c 'cat /mnt/tools/tool.txt > /got; echo x > /mnt/tools/new; echo changed > /mnt/tools/tool.txt'
+RUN --mount=type=bind,from=tools,source=out,target=/mnt/tools,rw sh -c 'cat /mnt/tools/tool.txt > /rw; ls /mnt/tools > /rwlist; echo changed > /mnt/tools/tool.txt'
+RUN --mount=type=bind,source=data,target=/ctx sh -c 'cat /ctx/file > /fromctx; ls /ctx > /ctxlist; echo written > /ctx/file'
+RUN --mount=type=bind,source=data/file,target=/etc/single sh -c 'cat /etc/single > /single; echo written > /etc/single'
+RUN --mount=type=tmpfs,target=/srv/keep sh -c 'ls -A /srv/keep > /t1; stat -c %a /srv/keep > /tmode; echo x > /srv/keep/f'
+RUN --mount=type=tmpfs,target=/scratch sh -c 'ls -A /scratch > /t2; echo x > /scratch/f'
+RUN --mount=type=cache,target=/srv/keep,id=c sh -c 'ls -A /srv/keep > /c1; echo cached > /srv/keep/c'
+RUN cat /srv/keep/file > /after; ls -A /srv/keep > /afterlist
+`
+	ctx := contextWith(t, df, map[string]string{"data/file": "from the context\n", "data/notes.tmp": "ignored\n",
+		".dockerignore": "**/*.tmp\n"})
+	ref := reg.Ref("it/emulated:latest")
+	r := emulatedMode.run(t, mountBuild{ctx: ctx, cache: t.TempDir(), args: []string{"--build-arg", "BASE=" + base,
+		"--destination", ref, "--insecure", "--insecure-pull", "--cache-dir", "{cache}"}})
+	wantOK(t, r)
+	wantEmulated(t, r, "Dockerfile:6", "bind /mnt/tools: a copy of the source")
+	fs := testenv.ExportImage(t, reg, ref)
+	for p, want := range map[string]string{"got": "tool-v1\n", "rw": "tool-v1\n", "rwlist": "tool.txt\n",
+		"fromctx": "from the context\n", "ctxlist": "file\n", "single": "from the context\n",
+		"t1": "", "tmode": "1777\n", "t2": "", "c1": "", "after": "kept\n", "afterlist": "file\n"} {
+		if got := string(file(t, fs, p).Content); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if got := readFile(t, filepath.Join(ctx, "data/file")); got != "from the context\n" {
+		t.Errorf("the context's data/file = %q: a RUN wrote through its bind mount", got)
+	}
+	img := pull(t, reg, ref)
+	noLayerHas(t, img, "mnt", "ctx", "scratch", "etc/single", "srv/keep/f", "srv/keep/c")
+	layers := layerEntries(t, img)
+	made := slices.IndexFunc(layers, func(l []string) bool { return slices.Contains(l, "srv/keep/file") })
+	if made < 0 {
+		t.Fatal("no layer holds /srv/keep/file")
+	}
+	for i, entries := range layers[made+1:] { // the RUNs with mounts, and the last one
+		for _, e := range entries {
+			if e == "srv" || strings.HasPrefix(e, "srv/") || e == "etc" {
+				t.Errorf("layer %d holds %s: an emulated mount left a trace", made+1+i, e)
+			}
+		}
+	}
+
+	// A target that is a mount point of the pod cannot be emulated: the RUN fails naming it.
+	bad := contextWith(t, "ARG BASE\nFROM ${BASE}\nRUN --mount=type=tmpfs,target=/workspace true\n", nil)
+	r = emulatedMode.run(t, mountBuild{ctx: bad, cache: t.TempDir(), args: []string{"--build-arg", "BASE=" + base,
+		"--no-push", "--insecure-pull", "--cache-dir", "{cache}"}})
+	wantFailure(t, r, "Dockerfile:3", "target=/workspace", "must leave alone", "CAP_SYS_ADMIN")
+}
+
 // TestNetworkNone: RUN --network=none cannot reach the test registry, while RUN without it
-// (or with --network=host) can. A pod without CAP_SYS_ADMIN cannot isolate a RUN's network:
-// the build fails and says so, naming the line.
+// (or with --network=host) can. A pod without CAP_SYS_ADMIN cannot isolate a RUN's network
+// (mounts can be emulated, a network namespace cannot): the build fails and says so, naming
+// the line and the ways out.
 func TestNetworkNone(t *testing.T) {
 	requireRoot(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
@@ -585,7 +709,7 @@ RUN --network=host sh /probe.sh > /host
 	t.Run("pod without CAP_SYS_ADMIN", func(t *testing.T) {
 		ctx := contextWith(t, df, map[string]string{"probe.sh": probe})
 		r := runMountPod(t, mountBuild{ctx: ctx, cache: t.TempDir(), dropSysAdmin: true, args: append(args, "--no-push")})
-		wantFailure(t, r, "Dockerfile:7", "--network=none", "CAP_SYS_ADMIN")
+		wantFailure(t, r, "Dockerfile:7", "--network=none", "CAP_SYS_ADMIN", "--network=default", "directory mode")
 	})
 }
 
@@ -612,7 +736,7 @@ RUN --mount=type=ssh,id=files,uid=1000,mode=0660 sh -c 'stat -c "%u %a" "$SSH_AU
 RUN --mount=type=ssh,id=absent ls /run/buildkit 2>/dev/null > /absent || echo none > /absent
 `
 	agentls := buildAgentls(t)
-	for _, mode := range buildModes {
+	for _, mode := range append(buildModes, emulatedMode) {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := contextWith(t, df, map[string]string{"agentls": agentls})
 			if err := os.Chmod(filepath.Join(ctx, "agentls"), 0o755); err != nil {

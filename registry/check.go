@@ -47,7 +47,7 @@ func (o *options) checkRepository(ctx context.Context, ts *transports, g *repoGr
 		return fail(err)
 	}
 	// CheckPushPermission takes no context; the retries bound its duration.
-	if err := remote.CheckPushPermission(d.tag, o.keychain, o.withRetries(rt)); err != nil {
+	if err := remote.CheckPushPermission(d.tag, o.authKeychain(), o.withRetries(rt)); err != nil {
 		return fail(err)
 	}
 	return nil

@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -62,6 +64,10 @@ func describe(err error) string {
 	if c := tlsCause(err); c != nil {
 		return c.Error() // not the HTTP fallback's answer (see reason)
 	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Error() == err.Error() {
+		return describeURLError(ue)
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		if len(te.Errors) == 0 {
@@ -72,6 +78,47 @@ func describe(err error) string {
 			parts = append(parts, string(d.Code)+": "+d.Message)
 		}
 		return strings.Join(parts, "; ")
+	}
+	return err.Error()
+}
+
+// describeURLError renders a failed HTTP request as "Op URL: cause" with the URL's query
+// (upload state tokens, signed storage URLs) and user info left out, the blob named when the
+// query gave its digest, and the cause in a network's words ("connection reset by peer").
+func describeURLError(ue *url.Error) string {
+	target := ue.URL
+	var digest string
+	if u, err := url.Parse(ue.URL); err == nil {
+		digest = u.Query().Get("digest")
+		u.RawQuery, u.ForceQuery, u.User, u.Fragment = "", false, nil, ""
+		target = u.String()
+	} else {
+		target = "(unparsable URL)"
+	}
+	msg := ue.Op + " " + target
+	if digest != "" {
+		msg += " (blob " + digest + ")"
+	}
+	return msg + ": " + networkCause(ue.Err)
+}
+
+// networkCause names a transport failure the way a user searches for it.
+func networkCause(err error) string {
+	for _, e := range []error{syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.EPIPE, syscall.ECONNABORTED,
+		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ETIMEDOUT} {
+		if errors.Is(err, e) {
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" && op.Addr != nil {
+				return "dial " + op.Addr.String() + ": " + e.Error()
+			}
+			return e.Error()
+		}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the registry closed the connection before answering (" + err.Error() + ")"
+	}
+	if c := tlsCause(err); c != nil {
+		return c.Error()
 	}
 	return err.Error()
 }

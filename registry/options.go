@@ -40,6 +40,8 @@ type options struct {
 	registryMap     map[string][]string // registry -> replacements, tried in order
 	skipFallback    bool
 	ignoreImmutable bool
+	replaceTags     bool
+	hostCreds       map[string]authn.AuthConfig // user info given in mirror and map specs, by host
 }
 
 // Defaults, chosen to match go-containerregistry's own (three attempts).
@@ -116,8 +118,9 @@ func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) { o.transport = rt }
 }
 
-// WithRetries sets how many times a request failing with a 5xx, 408, 429 or a
-// network timeout is retried, with exponential backoff. Zero disables retries.
+// WithRetries sets how many times a request failing with a 5xx, 408, 429, a
+// network timeout, a reset connection or a refused one (a registry restarting)
+// is retried, with exponential backoff. Zero disables retries.
 func WithRetries(n int) Option {
 	return func(o *options) { o.retries = max(n, 0) }
 }
@@ -151,9 +154,13 @@ func WithJobs(n int) Option {
 // WithMirrors adds pull-through mirrors for Docker Hub (--registry-mirror).
 // Each is a host[:port] optionally followed by a path prefix
 // ("mirror.example.com/dockerhub"); they are tried in order before Docker Hub.
+// A mirror written as a URL with user info ("https://user:token@mirror.example.com")
+// is reached with those credentials, which no message ever shows.
 func WithMirrors(mirrors ...string) Option {
 	return func(o *options) {
-		o.registryMap[dockerHub] = append(o.registryMap[dockerHub], mirrors...)
+		for _, m := range mirrors {
+			o.registryMap[dockerHub] = append(o.registryMap[dockerHub], o.takeCredentials(m))
+		}
 	}
 }
 
@@ -164,7 +171,9 @@ func WithRegistryMap(m map[string][]string) Option {
 	return func(o *options) {
 		for from, to := range m {
 			key := normalizeHost(from)
-			o.registryMap[key] = append(o.registryMap[key], to...)
+			for _, r := range to {
+				o.registryMap[key] = append(o.registryMap[key], o.takeCredentials(r))
+			}
 		}
 	}
 }
@@ -200,3 +209,10 @@ func WithClientCertificate(registry, certPath, keyPath string) Option {
 func WithIgnoreImmutableTagErrors(on bool) Option {
 	return func(o *options) { o.ignoreImmutable = on }
 }
+
+// WithTagsReplaced makes Push upload the image by digest and then PUT its manifest under each
+// tag without first asking the registry what the tag points at: a tag whose current manifest
+// the registry cannot even read (a damaged layer cache entry) is replaced instead of failing
+// the push. The layer cache writes its entries this way; destinations are pushed as Kaniko does
+// (a tag already pointing at the image is left alone, which immutable tags need).
+func WithTagsReplaced() Option { return func(o *options) { o.replaceTags = true } }

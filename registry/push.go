@@ -118,9 +118,20 @@ func (o *options) groupByRepository(destinations []string) ([]*repoGroup, error)
 // pushRepository uploads the blobs and first tag, then the remaining tags,
 // which the pusher reduces to manifest PUTs since it deduplicates by digest.
 func (o *options) pushRepository(ctx context.Context, p *remote.Pusher, img v1.Image, g *repoGroup) error {
+	write := func(tag name.Tag) error { return p.Push(ctx, tag, img) }
+	if o.replaceTags {
+		digest, err := img.Digest()
+		if err != nil {
+			return &Error{Op: "push", Ref: g.dests[0].raw, Err: err}
+		}
+		if err := p.Push(ctx, g.repo.Digest(digest.String()), img); err != nil {
+			return &Error{Op: "push", Ref: g.dests[0].raw, Err: err}
+		}
+		write = func(tag name.Tag) error { return p.Put(ctx, tag, img) }
+	}
 	var errs []error
 	for _, d := range g.dests {
-		err := p.Push(ctx, d.tag, img)
+		err := write(d.tag)
 		if err != nil && o.ignoreImmutable && isImmutableTagError(err) {
 			err = nil
 		}

@@ -13,10 +13,11 @@ func (o *options) remoteOptions(ctx context.Context, rt http.RoundTripper) []rem
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(o.keychain),
+		remote.WithAuthFromKeychain(o.authKeychain()),
 		remote.WithPlatform(o.platform),
 		remote.WithJobs(o.jobs),
 		remote.WithRetryBackoff(o.backoff()),
+		remote.WithRetryPredicate(retryable),
 		remote.WithRetryStatusCodes(retryStatusCodes()...),
 	}
 	if o.userAgent != "" {

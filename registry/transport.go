@@ -121,6 +121,7 @@ func certPool(paths []string) (*x509.CertPool, error) {
 func (o *options) withRetries(rt http.RoundTripper) http.RoundTripper {
 	rt = transport.NewRetry(rt,
 		transport.WithRetryBackoff(o.backoff()),
+		transport.WithRetryPredicate(retryable),
 		transport.WithRetryStatusCodes(retryStatusCodes()...))
 	if o.userAgent != "" {
 		rt = transport.NewUserAgent(rt, o.userAgent)

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 	}
 	o := buildOptions(opts)
 	e := &extractor{
+		ctx:      ctx,
 		root:     filepath.Clean(abs),
 		opts:     &o,
 		written:  map[string]bool{},
@@ -61,6 +63,7 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 
 // forget drops every cached fact about the tree: something was removed or a symlink appeared.
 func (e *extractor) forget() {
+	e.changes++
 	clear(e.resolved)
 	clear(e.known)
 	clear(e.fresh)
@@ -71,6 +74,7 @@ var errIgnoredPath = errors.New("path is ignored")
 
 // extractor holds the state of one layer's extraction.
 type extractor struct {
+	ctx     context.Context // checked between entries and while a file's content is written
 	root    string
 	opts    *options
 	remover *remover
@@ -87,6 +91,9 @@ type extractor struct {
 	fresh map[string]bool
 	dirs  []dirMeta
 	buf   []byte
+	// changes counts the calls of forget: a directory recorded in dirs at the same count
+	// is still at its path.
+	changes int
 }
 
 // dirMeta is applied after all entries, since writing children changes a directory's mtime.
@@ -94,6 +101,7 @@ type dirMeta struct {
 	host         string
 	mode         uint32
 	atime, mtime time.Time
+	changes      int // extractor.changes when recorded
 }
 
 func (e *extractor) ignored(p string) bool { return e.opts.ignoredTree(p) }
@@ -228,7 +236,7 @@ func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
 			e.fresh[host] = true
 		}
 		e.known[host] = true
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		return e.writeRegular(host, hdr, content)
 	case tar.TypeSymlink:
 		e.forget()
@@ -296,23 +304,33 @@ func (e *extractor) writeRegular(host string, hdr *tar.Header, content io.Reader
 }
 
 func (e *extractor) fillRegular(fd int, host string, hdr *tar.Header, content io.Reader) error {
+	// The tar reader gives a sparse file's holes as zeros: writing them would let a layer of a
+	// few bytes fill the disk, so they stay holes.
+	sparse := isSparse(hdr)
 	for {
+		if err := e.ctx.Err(); err != nil {
+			return err
+		}
 		n, rerr := content.Read(e.buf)
-		for off := 0; off < n; {
-			w, err := unix.Write(fd, e.buf[off:n])
-			if err != nil {
-				if err == unix.EINTR {
-					continue
-				}
-				return fmt.Errorf("writing %s: %w", host, err)
-			}
-			off += w
+		var err error
+		if sparse {
+			err = writeSparse(fd, e.buf[:n])
+		} else {
+			err = writeAll(fd, e.buf[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", host, err)
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
 			return fmt.Errorf("writing %s: %w", host, rerr)
+		}
+	}
+	if sparse {
+		if err := unix.Ftruncate(fd, hdr.Size); err != nil { // a trailing hole
+			return &os.PathError{Op: "truncate", Path: host, Err: err}
 		}
 	}
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
@@ -330,6 +348,63 @@ func (e *extractor) fillRegular(fd int, host string, hdr *tar.Header, content io
 		atime = hdr.ModTime
 	}
 	return futimens(fd, host, atime, hdr.ModTime)
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		w, err := unix.Write(fd, b)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return err
+		}
+		b = b[w:]
+	}
+	return nil
+}
+
+// holeChunk is the granularity at which writeSparse finds holes.
+const holeChunk = 4096
+
+var zeroChunk [holeChunk]byte
+
+// writeSparse writes b at the descriptor's offset, seeking over runs of all-zero chunks.
+func writeSparse(fd int, b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), holeChunk)
+		zero := bytes.Equal(b[:n], zeroChunk[:n])
+		for n < len(b) {
+			m := min(len(b)-n, holeChunk)
+			if bytes.Equal(b[n:n+m], zeroChunk[:m]) != zero {
+				break
+			}
+			n += m
+		}
+		if zero {
+			if _, err := unix.Seek(fd, int64(n), io.SeekCurrent); err != nil {
+				return err
+			}
+		} else if err := writeAll(fd, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// isSparse reports whether the tar reader reads hdr's entry as a sparse file (GNU's pax
+// records, or GNU's old sparse type).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *extractor) hardlink(host, linkname string) error {
@@ -365,7 +440,7 @@ func (e *extractor) setMetadata(host string, hdr *tar.Header) error {
 	mode := uint32(hdr.Mode & 0o7777)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		e.dirs = append(e.dirs, dirMeta{host: host, mode: mode, atime: atime, mtime: hdr.ModTime})
+		e.dirs = append(e.dirs, dirMeta{host: host, mode: mode, atime: atime, mtime: hdr.ModTime, changes: e.changes})
 		return nil
 	case tar.TypeSymlink:
 	default:
@@ -384,10 +459,15 @@ func setTimes(host string, atime, mtime time.Time) error {
 	return nil
 }
 
-// finishDirs sets directory modes and times once their content is in place.
+// finishDirs sets directory modes and times once their content is in place. A directory that
+// a later entry replaced, itself or one above it, by a symlink or a file is left alone: chmod
+// follows symlinks, out of the root too.
 func (e *extractor) finishDirs() error {
 	for i := len(e.dirs) - 1; i >= 0; i-- {
 		d := e.dirs[i]
+		if d.changes != e.changes && !e.stillDir(d.host) {
+			continue
+		}
 		if err := unix.Chmod(d.host, d.mode); err != nil {
 			return &os.PathError{Op: "chmod", Path: d.host, Err: err}
 		}
@@ -396,6 +476,16 @@ func (e *extractor) finishDirs() error {
 		}
 	}
 	return nil
+}
+
+// stillDir reports whether host is still a directory reached without a symlink from the root.
+func (e *extractor) stillDir(host string) bool {
+	h, err := securejoin.SecureJoin(e.root, e.imagePathOf(host))
+	if err != nil || h != host {
+		return false
+	}
+	fi, err := os.Lstat(host)
+	return err == nil && fi.IsDir()
 }
 
 // whiteout deletes an image path that lower layers created.

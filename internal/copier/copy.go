@@ -15,6 +15,12 @@ func Copy(ctx context.Context, r Request) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Parents {
+		if err := j.copyParents(); err != nil {
+			return nil, err
+		}
+		return reduce(j.written), nil
+	}
 	srcs, err := j.expandAll(r.Sources)
 	if err != nil {
 		return nil, err

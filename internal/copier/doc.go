@@ -34,6 +34,11 @@
 //   - ADD extracts an archive with the archive's owners unless
 //     AddOptions.Chown says --chown was given; a "./" entry leaves the
 //     destination directory's metadata alone; hard links stay links.
+//   - COPY --parents (Request.Parents) keeps each source's path, relative to
+//     SrcRoot or to a "/./" pivot, below the destination; see ParentsSource.
+//   - AddOptions.Fetch lets the caller fetch a source itself (a Git checkout):
+//     it is copied as a directory with its own exclusions; AddOptions.Unpack is
+//     ADD --unpack.
 //   - The returned paths are the minimal set of written subtrees: a
 //     directory created by the call stands for everything below it, and an
 //     existing directory is listed only when its metadata changed. Parents

@@ -69,8 +69,16 @@ func (j *job) extract(srcHost, rel string, d dest, chown bool) error {
 			dirs = append(dirs, dirTime{target, hdr.ModTime})
 		}
 	}
-	// Directory times last, deepest first: writing into a directory moves them.
+	// Directory times last, deepest first: writing into a directory moves them. A directory
+	// that a later entry replaced, or moved behind a symlink (a parent replaced by a link),
+	// is left alone: its path may now lead out of the root.
 	for i := len(dirs) - 1; i >= 0; i-- {
+		if h, err := securejoin.SecureJoin(j.root, filepath.FromSlash(j.imagePath(dirs[i].host))); err != nil || h != dirs[i].host {
+			continue
+		}
+		if fi, err := os.Lstat(dirs[i].host); err != nil || !fi.IsDir() {
+			continue
+		}
 		if err := setTimes(dirs[i].host, dirs[i].t); err != nil {
 			return fmt.Errorf("archive %s: set times of %s: %w", rel, j.imagePath(dirs[i].host), err)
 		}
@@ -95,6 +103,10 @@ func entryName(n string) (string, error) {
 // extractEntry writes one archive entry at target; it reports whether the
 // entry was a directory (whose times are set at the end).
 func (j *job) extractEntry(tr *tar.Reader, hdr *tar.Header, target string, d dest, chown bool) (bool, error) {
+	sparse := isSparse(hdr)
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		hdr.Typeflag = tar.TypeReg // GNU's old sparse type: a regular file, not one to skip
+	}
 	img := j.imagePath(target)
 	m := meta{uid: hdr.Uid, gid: hdr.Gid, mode: fs.FileMode(hdr.Mode).Perm(), mtime: hdr.ModTime}
 	m.mode |= hdr.FileInfo().Mode() & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
@@ -137,7 +149,11 @@ func (j *job) extractEntry(tr *tar.Reader, hdr *tar.Header, target string, d des
 	j.record(img)
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		if err := writeNewFile(target, tr); err != nil {
+		write := writeNewFile
+		if sparse {
+			write = func(dst string, r io.Reader) error { return writeNewSparseFile(dst, r, hdr.Size) }
+		}
+		if err := write(target, tr); err != nil {
 			return false, err
 		}
 	case tar.TypeSymlink:

@@ -19,6 +19,10 @@ type job struct {
 	// hard links among copied files stay hard links.
 	links   map[fileID]string
 	written []string
+	// parents is the COPY --parents source being copied (nil otherwise), and selected
+	// counts the entries such sources selected.
+	parents  *ParentsSource
+	selected int
 }
 
 // fileID identifies an inode on the source side.

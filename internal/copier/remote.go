@@ -69,23 +69,16 @@ func parseChecksum(s string) (*checksum, error) {
 // download fetches a remote source into the destination. It is never
 // extracted. The body goes to a temporary file first so that a failed
 // download or checksum leaves the root untouched.
-func (j *job) download(rawURL string, d dest, intoDir bool, sum *checksum, client *http.Client) error {
-	target := d.host
-	if intoDir {
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return fmt.Errorf("parse URL %s: %w", rawURL, err)
-		}
-		name := path.Base(u.Path)
-		if name == "" || name == "." || name == "/" {
-			return fmt.Errorf("cannot determine a file name from URL %s; give a destination file name", rawURL)
-		}
-		target = filepath.Join(d.host, name)
+func (j *job) download(rawURL string, d dest, intoDir bool, sum *checksum, o AddOptions) error {
+	target, err := downloadTarget(rawURL, d, intoDir)
+	if err != nil {
+		return err
 	}
-	img := j.imagePath(target)
-	if j.ignored(img) {
+	unpack := o.Unpack != nil && *o.Unpack
+	if j.ignored(j.imagePath(target)) && !unpack {
 		return nil
 	}
+	client := o.Client
 	if client == nil {
 		client = &http.Client{}
 	}
@@ -94,6 +87,52 @@ func (j *job) download(rawURL string, d dest, intoDir bool, sum *checksum, clien
 		return err
 	}
 	defer os.Remove(tmp)
+	if unpack {
+		archive, err := isArchive(tmp)
+		if err != nil {
+			return err
+		}
+		if archive {
+			return j.unpackDownload(tmp, rawURL, d, o.Chown)
+		}
+	}
+	return j.place(tmp, mtime, target, d, intoDir)
+}
+
+// downloadTarget is where a downloaded file goes: the destination, or in it the URL's last
+// path element.
+func downloadTarget(rawURL string, d dest, intoDir bool) (string, error) {
+	if !intoDir {
+		return d.host, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("parse URL %s: %w", rawURL, err)
+	}
+	name := path.Base(u.Path)
+	if name == "" || name == "." || name == "/" {
+		return "", fmt.Errorf("cannot determine a file name from URL %s; give a destination file name", rawURL)
+	}
+	return filepath.Join(d.host, name), nil
+}
+
+// unpackDownload extracts a downloaded archive into the destination directory (--unpack).
+func (j *job) unpackDownload(tmp, rawURL string, d dest, chown bool) error {
+	if d.exists && !d.isDir {
+		return fmt.Errorf("cannot extract an archive into %s: not a directory", d.img)
+	}
+	if err := j.mkdirParents(d.host); err != nil {
+		return err
+	}
+	return j.extract(tmp, rawURL, d, chown)
+}
+
+// place installs a downloaded file at target.
+func (j *job) place(tmp string, mtime time.Time, target string, d dest, intoDir bool) error {
+	img := j.imagePath(target)
+	if j.ignored(img) {
+		return nil
+	}
 	if intoDir {
 		if err := j.mkdirParents(d.host); err != nil {
 			return err

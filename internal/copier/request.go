@@ -34,6 +34,9 @@ type Request struct {
 	// Ignore reports image paths that must never be written (the pod-mode
 	// ignore list). Nil ignores nothing.
 	Ignore func(imagePath string) bool
+	// Parents is COPY --parents: each source keeps its path (relative to
+	// SrcRoot, or to a "/./" pivot in it) below Dest (see ParentsSource).
+	Parents bool
 }
 
 // AddOptions are the options only ADD has.
@@ -47,7 +50,23 @@ type AddOptions struct {
 	Chown bool
 	// Client downloads remote sources; nil uses a plain http.Client.
 	Client *http.Client
-	// KeepGitDir is ADD --keep-git-dir; Git sources are not supported, so it
-	// only matters for the error message.
+	// KeepGitDir is ADD --keep-git-dir; it only matters for the error message
+	// about a Git source that Fetch does not take.
 	KeepGitDir bool
+	// Fetch, when set, is offered every source first: one it takes (ok) was
+	// fetched by the caller (a Git repository's checkout) and is copied as a
+	// local directory (or file) source, with its own exclusions.
+	Fetch func(src string) (f Fetched, ok bool, err error)
+	// Unpack is ADD --unpack: nil extracts local archives and not remote
+	// ones (the default); true extracts both; false extracts neither.
+	Unpack *bool
+}
+
+// Fetched is a source the caller fetched into the host filesystem.
+type Fetched struct {
+	// Path is the fetched directory or file.
+	Path string
+	// Exclude reports whether a path relative to Path is left out (--exclude
+	// patterns; a context's .dockerignore does not apply). Nil keeps all.
+	Exclude func(rel string) bool
 }

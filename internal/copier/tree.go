@@ -48,7 +48,11 @@ func (j *job) copyEntry(srcHost, rel string, fi fs.FileInfo, dst string, parent 
 	if j.ignored(j.imagePath(dst)) {
 		return nil
 	}
-	excluded := j.excluded(rel)
+	skip, unselected := j.parentsFilter(rel)
+	if skip {
+		return nil
+	}
+	excluded := j.excluded(rel) || unselected
 	if fi.IsDir() {
 		return j.copyDir(srcHost, rel, fi, dst, parent, excluded, false)
 	}

@@ -23,6 +23,11 @@ var (
 	magicBzip2 = []byte("BZh")
 )
 
+// maxWindow bounds the zstd window and xz dictionary a stream may ask for: the decoders
+// allocate it up front, so without a bound a stream of a few bytes claiming gigabytes takes
+// them. 128 MiB is the zstd tool's own default limit, twice what xz -9 uses.
+const maxWindow = 128 << 20
+
 // Reader returns r decompressed and a function releasing the decoder. gzip goes through pgzip,
 // which inflates ahead on another core while the caller consumes the stream. A stream with no
 // known magic is returned as is (a plain tar).
@@ -41,13 +46,13 @@ func Reader(r io.Reader) (io.Reader, func(), error) {
 		}
 		return zr, func() { zr.Close() }, nil
 	case bytes.HasPrefix(head, magicZstd):
-		zr, err := zstd.NewReader(br)
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd: %w", err)
 		}
 		return zr, zr.Close, nil
 	case bytes.HasPrefix(head, magicXz):
-		zr, err := xz.NewReader(br)
+		zr, err := xz.NewReader(newXZGuard(br))
 		if err != nil {
 			return nil, nil, fmt.Errorf("xz: %w", err)
 		}

@@ -236,7 +236,7 @@ func startHelper(ctx context.Context, is *initSpec, s Spec) error {
 	waitErr := cmd.Wait()
 	if is.Pod {
 		// Not pid 1 of a namespace: what the command left running dies here.
-		_ = killGroup(cmd.Process.Pid)
+		killGroupAndWait(cmd.Process.Pid)
 	}
 	specW.Close() // the lifeline: the helper is gone anyway
 	streams.wait()

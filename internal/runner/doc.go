@@ -11,6 +11,9 @@
 //     private mount namespace, and for NetworkNone a network namespace, but
 //     still in this root and pid namespace; creating them needs
 //     CAP_SYS_ADMIN, which build pods usually lack, and Run then says so.
+//     There, Spec.EmulateMounts provides the mounts without a namespace
+//     instead (PodIsolation tells which case holds): each target holds the
+//     thing itself for the run, taken away after it (see emulation).
 //
 //   - Directory mode (any other Root): the process runs with Root as its root
 //     filesystem (pivot_root, or chroot where pivot_root is impossible) in new

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +16,10 @@ import (
 // runPod runs s directly in this process's root (pod mode), in a process
 // group of its own that is killed when the command exits or ctx ends.
 func runPod(ctx context.Context, s Spec) (err error) {
-	if needsNamespace(s) {
+	switch {
+	case needsNamespace(s) && s.EmulateMounts:
+		return runPodEmulated(ctx, s)
+	case needsNamespace(s):
 		return runPodIsolated(ctx, s)
 	}
 	dir := cleanImagePath(s.Dir)
@@ -32,7 +36,12 @@ func runPod(ctx context.Context, s Spec) (err error) {
 		return err
 	}
 	sc.seal()
+	return execPod(ctx, s, dir)
+}
 
+// execPod starts s's command in this process's root and namespaces, in the
+// working directory dir, and waits for it.
+func execPod(ctx context.Context, s Spec, dir string) error {
 	argv0, err := lookPath(s.Args[0], s.Env)
 	if err != nil {
 		return err
@@ -57,13 +66,33 @@ func runPod(ctx context.Context, s Spec) (err error) {
 	waitErr := cmd.Wait()
 	// Background processes of the command die with it, as in Kaniko; only
 	// then can the output pipes they hold reach EOF.
-	_ = killGroup(cmd.Process.Pid)
+	killGroupAndWait(cmd.Process.Pid)
 	streams.wait()
 
 	if ctx.Err() != nil {
 		return fmt.Errorf("run %s: %w", s.Args[0], ctx.Err())
 	}
 	return exitError(waitErr)
+}
+
+// groupGoneTimeout bounds how long a finished RUN waits for its killed background processes
+// to be reaped.
+const groupGoneTimeout = 2 * time.Second
+
+// killGroupAndWait kills the process group led by pid and waits (up to groupGoneTimeout) until
+// none of its processes is left, zombies included. Orphans are re-parented to the container's
+// pid 1, which reaps them (the executor's own, cmd/executor); until then they hold pids that a
+// pod's pids limit counts, and the next RUN could not fork.
+func killGroupAndWait(pid int) {
+	_ = killGroup(pid)
+	deadline := time.Now().Add(groupGoneTimeout)
+	for time.Now().Before(deadline) {
+		// Signal 0 reaches a group while any member, a zombie too, is not yet reaped.
+		if err := unix.Kill(-pid, 0); err == unix.ESRCH {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // killGroup kills the process group led by pid; a group already gone is fine.

@@ -19,6 +19,10 @@ type scratch struct {
 	root    string
 	created []createdEntry
 	parents map[string]*parentTimes
+	// restores put back what the run's mounts emulated without a mount
+	// namespace replaced (see emulation); undo runs them newest first, after
+	// reading the parents' times and before removing created entries.
+	restores []func() error
 }
 
 // entryKind says what the runner created and therefore may remove.
@@ -173,6 +177,11 @@ func (s *scratch) undo() error {
 		pt.untouched = unix.Lstat(dir, &st) == nil && st.Mtim == pt.sealed
 	}
 	var errs []error
+	for i := len(s.restores) - 1; i >= 0; i-- {
+		if err := s.restores[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(s.created) - 1; i >= 0; i-- {
 		c := s.created[i]
 		removed, err := removeCreated(c)
@@ -194,8 +203,13 @@ func (s *scratch) undo() error {
 			errs = append(errs, fmt.Errorf("restore times of %s: %w", dir, err))
 		}
 	}
-	s.created, s.parents = nil, map[string]*parentTimes{}
+	s.created, s.parents, s.restores = nil, map[string]*parentTimes{}, nil
 	return errors.Join(errs...)
+}
+
+// onUndo registers restore to run when undo runs, before earlier ones.
+func (s *scratch) onUndo(restore func() error) {
+	s.restores = append(s.restores, restore)
 }
 
 // removeCreated removes one created entry if it is still what the runner

@@ -44,6 +44,12 @@ type Spec struct {
 	// caller's; NetworkNone gives the run a network namespace of its own
 	// with only a loopback interface.
 	Network Network
+	// EmulateMounts provides Mounts, Tmpfs and secret Files in pod mode
+	// without a mount namespace, for a caller that cannot create one (no
+	// CAP_SYS_ADMIN; see PodIsolation): each target then holds the thing
+	// itself, put there for the run and taken away after it (see
+	// emulation). NetworkNone is an error then. Directory mode ignores it.
+	EmulateMounts bool
 	// TempDir is a host directory for the runner's own scratch space
 	// during the run (default os.TempDir()). In pod mode it must lie outside
 	// what is snapshotted; the builder uses its work directory.
@@ -105,7 +111,8 @@ type File struct {
 	UID, GID uint32
 	// Secret keeps the file off every disk: it lives on a tmpfs of the
 	// run and is bind-mounted at Path. Pod mode then needs a private mount
-	// namespace (CAP_SYS_ADMIN) instead of writing the file into "/".
+	// namespace (CAP_SYS_ADMIN) instead of writing the file into "/"; with
+	// EmulateMounts it is written at Path for the run and removed after.
 	Secret bool
 }
 

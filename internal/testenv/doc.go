@@ -12,6 +12,10 @@
 //   - RunPod runs a binary the way a Kaniko build pod does: a throwaway root,
 //     its own mount and pid namespaces, the context at /workspace.
 //   - ExportImage, Config, SkopeoInspect and UmociUnpack read pushed images.
+//   - For the fault tests: MountSmallFS (a size-limited tmpfs to fill), NewCgroup
+//     (memory and pids limits a Pod runs under), Registry.Kill and Restart (same
+//     port and storage), Registry.BlobPath (to damage a stored blob), and Secrets
+//     (search logs, images, repositories and trees for planted values).
 //
 // Helpers skip the test (saying which tool or capability is missing) only when
 // the machine cannot run them; every other problem fails the test.

@@ -44,6 +44,9 @@ type Pod struct {
 	// DropCaps removes capabilities (setpriv names, e.g. "sys_admin") from
 	// the executor, as a real cluster runs build pods without CAP_SYS_ADMIN.
 	DropCaps []string
+	// Cgroup, if set, is the cgroup (NewCgroup) the pod's processes run in, with its
+	// memory and pids limits, as a container runtime runs a pod's containers.
+	Cgroup *Cgroup
 }
 
 // PodResult is what a pod run left behind.

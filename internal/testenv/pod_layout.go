@@ -82,6 +82,12 @@ func (l podLayout) script(p Pod) (string, error) {
 		b.WriteByte('\n')
 	}
 	b.WriteString("set -e\n")
+	if p.Cgroup != nil {
+		// First, so that every process of the pod is in the cgroup and under its limits.
+		for _, f := range p.Cgroup.procsFiles() {
+			b.WriteString("echo 0 > " + shellQuote(f) + "\n")
+		}
+	}
 	line("mount", "--make-rprivate", "/")
 	// The root is a mount point in a real pod (the container's rootfs).
 	line("mount", "--rbind", l.root, l.root) // keeps the /proc unshare mounted
