@@ -1,4 +1,4 @@
-# Kiln: make build writes bin/executor and bin/pipeline; make test runs every test (unit and integration, as root),
+# Kiln: make build writes bin/executor, bin/pipeline and bin/warmer; make test runs every test (unit and integration, as root),
 # then every fuzz target briefly; make fuzz runs every fuzz target for FUZZTIME (default 30s) each;
 # make bench runs the Go benchmarks; make demo runs the pipeline of examples/hello end to end (compile, image, run).
 GO ?= go
@@ -7,7 +7,7 @@ PKG := ./...
 .PHONY: build test unit fuzz fuzz-smoke bench bench-compare demo deps clean k8s
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/executor ./cmd/pipeline
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/executor ./cmd/pipeline ./cmd/warmer
 
 deps:
 	bash scripts/deps.sh
@@ -17,7 +17,7 @@ k8s:
 	bash integration/k8stools/build.sh
 
 test: deps build k8s
-	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_PIPELINE=$(CURDIR)/bin/pipeline KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
+	KILN_EXECUTOR=$(CURDIR)/bin/executor KILN_PIPELINE=$(CURDIR)/bin/pipeline KILN_WARMER=$(CURDIR)/bin/warmer KILN_K8S_BIN=$$(bash integration/k8stools/build.sh) $(GO) test -race -timeout 40m -count=1 $(PKG)
 	$(MAKE) fuzz-smoke
 
 unit:

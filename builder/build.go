@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/dockerfile"
-	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -59,12 +59,17 @@ type build struct {
 	// mountCache is where RUN --mount=type=cache directories live (set on first use).
 	mountCache *cacheDirs
 	// commits are the commits of this build's Git sources; gitDirs their checkouts (addgit.go).
-	commits gitCommits
+	commits *gitCommits
 	gitDirs []string
 	// contexts are the named contexts (--build-context) by normalised name (namedcontext.go).
 	contexts map[string]*namedContext
 	// emulation says whether pod-mode RUN mounts are emulated (see emulatemounts.go).
-	emulation mountEmulation
+	emulation *mountEmulation
+	// chrootOnly runs RUN in this root by chroot alone: a side root of a pod that may not
+	// create namespaces (see schedule.go).
+	chrootOnly bool
+	// outMu serialises the RUN output lines of stages running at once (see prefixWriter).
+	outMu *sync.Mutex
 }
 
 // stageResult is what a finished stage leaves for later stages.
@@ -77,7 +82,8 @@ func newBuild(o options) (*build, error) {
 		return nil, errors.New("builder: no root: use WithDirectoryRoot(dir) or WithPodRoot(kanikoDir)")
 	}
 	b := &build{o: o, rootHolds: -1, results: map[int]*stageResult{}, scopes: map[int]*dockerfile.Scope{}, saved: map[int]string{},
-		images: map[string]string{}, usedArgs: map[string]bool{}}
+		images: map[string]string{}, usedArgs: map[string]bool{},
+		commits: &gitCommits{}, emulation: &mountEmulation{}, outMu: &sync.Mutex{}}
 	if o.platform != nil {
 		b.platform = *o.platform
 	} else {
@@ -160,23 +166,10 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 	if err != nil {
 		return nil, err
 	}
-	b.snap = snapshot.New(b.root,
-		snapshot.WithIgnore(b.ignore.Ignored),
-		snapshot.WithCompression(layerCompression(b.o.compression)),
-		snapshot.WithReproducible(b.o.reproducible),
-		snapshot.WithProgress(10000, func(entries int, bytes int64) {
-			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(entries),
-				Message: fmt.Sprintf("snapshot: %d entries, %s of file content written so far", entries, units.Bytes(bytes))})
-		}),
-		snapshot.WithLayerDir(filepath.Join(b.workDir, "layers")))
-
-	for i, idx := range plan {
-		last := i == len(plan)-1
-		img, err = b.runStage(ctx, idx, plan[i+1:], last)
-		if err != nil {
-			return nil, err
-		}
-		b.results[idx] = &stageResult{image: img}
+	b.snap = b.newSnapshotter(b.root)
+	img, err = b.runStages(ctx, plan)
+	if err != nil {
+		return nil, err
 	}
 	if unused := b.o.buildArgs.Unused(b.usedArgs); len(unused) > 0 {
 		b.warn("one or more build args were not consumed: %v", unused)
@@ -215,7 +208,7 @@ func (b *build) prepareDirs() error {
 	if !b.o.podMode {
 		// What an earlier build left here is stale: this build's image is made of what it
 		// writes now. (In pod mode the work dir is the executor's own, fresh in every pod.)
-		for _, d := range []string{"layers", "stages", "images", "tmp"} {
+		for _, d := range []string{"layers", "stages", "images", "tmp", "roots"} {
 			if err := os.RemoveAll(filepath.Join(b.workDir, d)); err != nil {
 				return fmt.Errorf("builder: clearing work dir %s: %w", b.workDir, err)
 			}

@@ -1,19 +1,28 @@
 package builder
 
 import (
+	"sync"
 	"time"
 
 	"github.com/kilnbuild/kiln/cache"
 )
 
-// cacheConfig is how a build uses its layer cache.
+// cacheConfig is how a build uses its layer cache. WithCache makes one per build.
 type cacheConfig struct {
-	store        cache.Store
+	store        cache.Store // the cache repository (nil: only a local store)
 	ttl          time.Duration
 	runLayers    bool
 	copyLayers   bool
 	readOnly     bool
 	writeTimeout time.Duration
+	local        *cache.DirStore // CacheLocal (nil: none)
+	localPrune   cache.PruneOptions
+
+	once      sync.Once
+	effective cache.Store // the store lookups and writes use (see build.cacheStore)
+
+	mu       sync.Mutex
+	outcomes []cacheOutcome // per looked-up step, for the summary
 }
 
 // CacheOption configures WithCache.
@@ -33,7 +42,7 @@ func WithCache(store cache.Store, opts ...CacheOption) Option {
 			opt(c)
 		}
 		o.cache = c
-		if store == nil {
+		if store == nil && c.local == nil {
 			o.cache = nil
 		}
 	}
@@ -50,13 +59,24 @@ func CacheRunLayers(on bool) CacheOption { return func(c *cacheConfig) { c.runLa
 // downloading it, and nothing after it in the stage is cached either.
 func CacheCopyLayers(on bool) CacheOption { return func(c *cacheConfig) { c.copyLayers = on } }
 
-// CacheReadOnly makes the build read the cache but never write it (--no-push-cache).
+// CacheReadOnly makes the build read the cache repository but never write it
+// (--no-push-cache). A CacheLocal store is still written.
 func CacheReadOnly(on bool) CacheOption { return func(c *cacheConfig) { c.readOnly = on } }
 
 // CacheWriteTimeout bounds how long Build waits at its end for cache writes still running
 // (default 10m); writes still running then are cancelled with a warning.
 func CacheWriteTimeout(d time.Duration) CacheOption {
 	return func(c *cacheConfig) { c.writeTimeout = d }
+}
+
+// CacheLocal looks entries up in s (the layer cache of --cache-dir) before the cache repository,
+// and writes every entry there too; WithCache(nil, CacheLocal(s)) uses s alone. An entry found
+// only in the repository is copied into s as it is read. After the build (and its cache
+// writes), s is pruned with prune. A directory the build would snapshot is not used: in pod
+// mode one that is no mounted volume nor below the executor's directory (an EventNote: a pod
+// without a cache volume is common), in directory mode one inside the root (a warning).
+func CacheLocal(s *cache.DirStore, prune cache.PruneOptions) CacheOption {
+	return func(c *cacheConfig) { c.local, c.localPrune = s, prune }
 }
 
 // WithBaseImageCache keeps base images' layers (and those of COPY --from images) in c, so a

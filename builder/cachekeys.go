@@ -37,101 +37,133 @@ func (sc *stepCache) wait(ctx context.Context) cache.Result {
 // When a key cannot be known (an ADD of a URL without --checksum, an expansion error), that
 // instruction and every later one of the stage are not cached.
 func (b *build) planCache(ctx context.Context, s *stageState, stageBase string, cmds []instructions.Command) []*stepCache {
-	cc := b.o.cache
-	baseDigest, err := s.base.Digest()
+	store := b.cacheStore()
+	if store == nil {
+		return nil
+	}
+	kc, err := b.newKeyChain(s)
 	if err != nil {
 		b.warn("stage %d: no cache: digest of its base image: %v", s.index, err)
 		return nil
 	}
-	build := cache.Text(cache.InputBuild, fmt.Sprintf("reproducible=%v compression=%s/%d", b.o.reproducible,
-		layerCompression(b.o.compression).Algorithm, layerCompression(b.o.compression).Level))
-	parent := cache.NewKey(cache.Key(baseDigest.String()), build)
-	scope := s.scope.Clone()
-	workdir, user, shell := s.cfg.Config.WorkingDir, s.cfg.Config.User, s.cfg.Config.Shell
 	out := make([]*stepCache, len(cmds))
 	broken := false
 	now := time.Now()
 	for i, raw := range cmds {
-		sc := &stepCache{parent: parent, lineage: cache.LineageOf(b.df.Name, s.index, stageBase, i),
+		sc := &stepCache{parent: kc.parent, lineage: cache.LineageOf(b.df.Name, s.index, stageBase, i),
 			result: make(chan cache.Result, 1)}
 		out[i] = sc
 		if broken {
 			continue
 		}
-		cmd, err := b.df.Expand(raw, scope)
-		if err != nil {
-			broken = true // the step reports the error
+		if broken = !b.keyStep(ctx, s.index, kc, raw, sc); broken {
 			continue
-		}
-		sc.inputs = []cache.Input{
-			cache.Text(cache.InputInstruction, sourceOf(cmd)),
-			cache.Map(cache.InputArgs, scope.Args()),
-			cache.List(cache.InputEnv, scope.Env()),
-			cache.Text(cache.InputConfig, fmt.Sprintf("workdir=%q user=%q shell=%q", workdir, user, shell)),
-		}
-		switch c := cmd.(type) {
-		case *instructions.EnvCommand:
-			for _, kv := range c.Env {
-				scope.SetEnv(kv.Key, kv.Value)
-			}
-		case *instructions.ArgCommand:
-			for _, a := range c.Args {
-				scope.Declare(a)
-			}
-		case *instructions.UserCommand:
-			user = c.User
-		case *instructions.ShellCommand:
-			shell = append([]string(nil), c.Shell...)
-		case *instructions.WorkdirCommand:
-			dir := c.Path
-			if !path.IsAbs(dir) {
-				dir = path.Join("/", workdir, dir)
-			}
-			workdir = path.Clean(dir)
-			sc.cacheable = true
-		case *instructions.RunCommand:
-			more, err := b.mountInputs(ctx, s.index, c, workdir)
-			if err != nil {
-				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
-				broken = true
-				continue
-			}
-			sc.inputs = append(sc.inputs, more...)
-			sc.cacheable = cc.runLayers
-		case *instructions.CopyCommand:
-			more, err := b.copyInputs(ctx, s.index, copyKeySpec{sd: c.SourcesAndDest, from: c.From,
-				excludes: c.ExcludePatterns, parents: c.Parents})
-			if err != nil {
-				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
-				broken = true
-				continue
-			}
-			sc.inputs = append(sc.inputs, more...)
-			sc.cacheable = cc.copyLayers
-		case *instructions.AddCommand:
-			more, err := b.copyInputs(ctx, s.index, copyKeySpec{sd: c.SourcesAndDest, excludes: c.ExcludePatterns,
-				checksum: c.Checksum, add: true})
-			if err != nil {
-				b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
-				broken = true
-				continue
-			}
-			sc.inputs = append(sc.inputs, more...)
-			sc.cacheable = cc.copyLayers
-		}
-		sc.key = cache.NewKey(parent, sc.inputs...)
-		parent = sc.key // the steps after a --link step still depend on all before it
-		if isLink(cmd) {
-			sc.parent, sc.inputs = "", linkInputs(build, workdir, sc.inputs)
-			sc.key = cache.NewKey("", sc.inputs...)
 		}
 		if sc.cacheable {
 			go func() {
-				sc.result <- cache.Lookup(ctx, cc.store, sc.key, sc.parent, sc.inputs, sc.lineage, cc.ttl, now)
+				sc.result <- cache.Lookup(ctx, store, sc.key, sc.parent, sc.inputs, sc.lineage, b.o.cache.ttl, now)
 			}()
 		}
 	}
 	return out
+}
+
+// keyChain follows a stage's config through its instructions as the build will, so that each
+// instruction's key is known before the stage runs.
+type keyChain struct {
+	scope         *dockerfile.Scope
+	workdir, user string
+	shell         []string
+	build         cache.Input // the build's own settings that change layers
+	parent        cache.Key   // the key of the previous instruction (or of the base)
+}
+
+func (b *build) newKeyChain(s *stageState) (*keyChain, error) {
+	baseDigest, err := s.base.Digest()
+	if err != nil {
+		return nil, err
+	}
+	comp := layerCompression(b.o.compression)
+	build := cache.Text(cache.InputBuild, fmt.Sprintf("reproducible=%v compression=%s/%d", b.o.reproducible,
+		comp.Algorithm, comp.Level))
+	return &keyChain{scope: s.scope.Clone(), workdir: s.cfg.Config.WorkingDir, user: s.cfg.Config.User,
+		shell: s.cfg.Config.Shell, build: build, parent: cache.NewKey(cache.Key(baseDigest.String()), build)}, nil
+}
+
+// keyStep fills sc's inputs, key and cacheability for raw and moves the chain past it. It
+// returns false when the key cannot be known (the step reports an expansion error; other
+// causes are warned about here).
+func (b *build) keyStep(ctx context.Context, stage int, kc *keyChain, raw instructions.Command, sc *stepCache) bool {
+	cmd, err := b.df.Expand(raw, kc.scope)
+	if err != nil {
+		return false
+	}
+	sc.inputs = []cache.Input{
+		cache.Text(cache.InputInstruction, sourceOf(cmd)),
+		cache.Map(cache.InputArgs, kc.scope.Args()),
+		cache.List(cache.InputEnv, kc.scope.Env()),
+		cache.Text(cache.InputConfig, fmt.Sprintf("workdir=%q user=%q shell=%q", kc.workdir, kc.user, kc.shell)),
+	}
+	kc.advance(cmd)
+	more, cacheable, err := b.fileInputs(ctx, stage, cmd, kc.workdir)
+	if err != nil {
+		b.warn("%s:%d: not cached: %v", b.df.Name, lineOf(raw), err)
+		return false
+	}
+	sc.inputs, sc.cacheable = append(sc.inputs, more...), cacheable
+	sc.key = cache.NewKey(kc.parent, sc.inputs...)
+	kc.parent = sc.key // the steps after a --link step still depend on all before it
+	if isLink(cmd) {
+		sc.parent, sc.inputs = "", linkInputs(kc.build, kc.workdir, sc.inputs)
+		sc.key = cache.NewKey("", sc.inputs...)
+	}
+	return true
+}
+
+// advance applies what cmd changes in the scope and config, as the step will.
+func (kc *keyChain) advance(cmd instructions.Command) {
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			kc.scope.SetEnv(kv.Key, kv.Value)
+		}
+	case *instructions.ArgCommand:
+		for _, a := range c.Args {
+			kc.scope.Declare(a)
+		}
+	case *instructions.UserCommand:
+		kc.user = c.User
+	case *instructions.ShellCommand:
+		kc.shell = append([]string(nil), c.Shell...)
+	case *instructions.WorkdirCommand:
+		dir := c.Path
+		if !path.IsAbs(dir) {
+			dir = path.Join("/", kc.workdir, dir)
+		}
+		kc.workdir = path.Clean(dir)
+	}
+}
+
+// fileInputs are the inputs of a step that changes files beyond its text (what its mounts and
+// sources hold), and whether the step's layer is cached at all.
+func (b *build) fileInputs(ctx context.Context, stage int, cmd instructions.Command, workdir string) ([]cache.Input, bool, error) {
+	cc := b.o.cache
+	switch c := cmd.(type) {
+	case *instructions.WorkdirCommand:
+		return nil, true, nil
+	case *instructions.RunCommand:
+		more, err := b.mountInputs(ctx, stage, c, workdir)
+		return more, cc.runLayers, err
+	case *instructions.CopyCommand:
+		more, err := b.copyInputs(ctx, stage, copyKeySpec{sd: c.SourcesAndDest, from: c.From,
+			excludes: c.ExcludePatterns, parents: c.Parents})
+		return more, cc.copyLayers, err
+	case *instructions.AddCommand:
+		more, err := b.copyInputs(ctx, stage, copyKeySpec{sd: c.SourcesAndDest, excludes: c.ExcludePatterns,
+			checksum: c.Checksum, add: true})
+		return more, cc.copyLayers, err
+	}
+	return nil, false, nil
 }
 
 // mountInputs are the inputs of a RUN beyond its text (which spells out its mounts): what its

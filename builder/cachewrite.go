@@ -19,6 +19,9 @@ type cacheWriter struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	warn   func(format string, args ...any)
+
+	mu    sync.Mutex
+	after []func() // run at the end of wait (atEnd)
 }
 
 func newCacheWriter(ctx context.Context, warn func(string, ...any)) *cacheWriter {
@@ -43,7 +46,8 @@ func (w *cacheWriter) put(store cache.Store, layer v1.Layer, e cache.Entry, what
 	}()
 }
 
-// wait waits up to timeout for the writes started so far, then cancels those still running.
+// wait waits up to timeout for the writes started so far, then cancels those still running,
+// then runs the atEnd functions.
 func (w *cacheWriter) wait(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
@@ -55,4 +59,22 @@ func (w *cacheWriter) wait(timeout time.Duration) {
 		<-done
 	}
 	w.cancel()
+	w.runAtEnd()
+}
+
+// atEnd runs f at the end of wait, once the writes are done (pruning, the summary).
+func (w *cacheWriter) atEnd(f func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.after = append(w.after, f)
+}
+
+func (w *cacheWriter) runAtEnd() {
+	w.mu.Lock()
+	after := w.after
+	w.after = nil
+	w.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 }

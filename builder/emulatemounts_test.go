@@ -23,7 +23,7 @@ func emulatingBuild(t *testing.T, df string) (*build, *[]string) {
 			if e.Kind == EventWarning {
 				warnings = append(warnings, e.Message)
 			}
-		})}, df: d, ignore: newIgnoreList([]string{"/kaniko", "/workspace", "/etc/hosts", "/var/run"})}
+		})}, df: d, ignore: newIgnoreList([]string{"/kaniko", "/workspace", "/etc/hosts", "/var/run"}), emulation: &mountEmulation{}}
 	b.emulation.probe.Do(func() { b.emulation.err = errors.New("unshare(CLONE_NEWNS): operation not permitted") })
 	return b, &warnings
 }

@@ -1,6 +1,10 @@
 package builder
 
-import "time"
+import (
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
 
 // EventKind says what an Event reports.
 type EventKind string
@@ -13,6 +17,8 @@ const (
 	EventStep       EventKind = "step"        // an instruction starts (Instruction)
 	EventStepDone   EventKind = "step-done"   // an instruction finished (Duration, Layer info)
 	EventSnapshot   EventKind = "snapshot"    // a layer was written (Message: size and file count)
+	EventExecute    EventKind = "execute"     // an instruction's own work ended: RUN's command, COPY/ADD's copy (Duration)
+	EventCompress   EventKind = "compress"    // a snapshot's layer was written: tar, compression and digests, one pass (Duration)
 	EventOutput     EventKind = "output"      // a line of RUN output (Message) when WithOutput is not set
 	EventWarning    EventKind = "warning"     // something the user should know (Message)
 	EventStageDone  EventKind = "stage-done"  // a stage finished (Duration)
@@ -36,6 +42,9 @@ type Event struct {
 	Duration    time.Duration
 	Message     string
 	Done, Total int64
+	// CacheSource says, on a cache-hit, where the entry was found: "local" (the --cache-dir
+	// layer cache), "registry" (the cache repository) or "oci" (an oci: cache repository).
+	CacheSource string
 }
 
 // Reporter receives a build's events. Implementations must be safe for concurrent use: stages
@@ -53,3 +62,21 @@ func (f ReporterFunc) Report(e Event) { f(e) }
 type discard struct{}
 
 func (discard) Report(Event) {}
+
+// reportPhase reports a phase of step n of s (EventExecute) that began at start and ends now.
+func (b *build) reportPhase(kind EventKind, s *stageState, n, total int, text string, line int, start time.Time) {
+	now := time.Now()
+	b.o.reporter.Report(Event{Kind: kind, Time: now, Stage: s.index, StageName: s.name, Step: n, Steps: total,
+		Instruction: text, Line: line, Duration: now.Sub(start)})
+}
+
+// reportCompress reports how long writing the layer a snapshot of step n just took
+// (EventCompress), when the layer knows it (a snapshot.Layer does).
+func (b *build) reportCompress(s *stageState, n, total int, text string, line int, l v1.Layer) {
+	w, ok := l.(interface{ WriteDuration() time.Duration })
+	if !ok || w.WriteDuration() <= 0 {
+		return
+	}
+	b.o.reporter.Report(Event{Kind: EventCompress, Time: time.Now(), Stage: s.index, StageName: s.name, Step: n,
+		Steps: total, Instruction: text, Line: line, Duration: w.WriteDuration()})
+}

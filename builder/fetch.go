@@ -2,14 +2,21 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/kilnbuild/kiln/cache"
+	"github.com/kilnbuild/kiln/registry"
 )
 
 // fetchJobs bounds concurrent layer downloads.
@@ -143,3 +150,100 @@ func cleanupFetched(fs []*fetchedLayer) {
 }
 
 func fetchDir(workDir string) string { return filepath.Join(workDir, "tmp") }
+
+// pullBase resolves a stage's base image, through the base image cache when the build has one
+// (--cache-dir): a digest reference the cache holds needs no registry; a tag is resolved by
+// the registry and the answer recorded (with the manifest and config); and when the registry
+// cannot be reached (a network failure, never an answer such as 401 or 404) the recorded
+// resolution is used, with a warning saying from when.
+func (b *build) pullBase(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error) {
+	opts := append(append([]registry.Option{}, b.o.pull...), registry.WithPlatform(platform))
+	bc := b.o.baseCache
+	parsed, perr := name.ParseReference(ref)
+	if bc == nil || perr != nil {
+		return registry.Pull(ctx, ref, opts...)
+	}
+	plat := platformString(platform)
+	if d, ok := parsed.(name.Digest); ok {
+		if img := cachedByDigest(bc, d, plat); img != nil {
+			return img, nil
+		}
+	}
+	img, err := registry.Pull(ctx, ref, opts...)
+	if err == nil {
+		if serr := bc.StoreImage(parsed, plat, img); serr != nil {
+			b.warn("base image cache: %v (the build goes on)", serr)
+		}
+		return img, nil
+	}
+	if !unreachable(err) {
+		return nil, err
+	}
+	res, ok := bc.Resolved(parsed, plat)
+	if !ok {
+		return nil, err
+	}
+	cached, lerr := bc.LoadImage(res.Digest)
+	if lerr != nil {
+		return nil, fmt.Errorf("%w (its cached resolution to %s cannot be used: %v)", err, res.Digest, lerr)
+	}
+	b.warn("the registry of %s cannot be reached (%v): using the cached resolution from %s, %s",
+		ref, err, res.Time.Format(time.RFC3339), res.Digest)
+	return cached, nil
+}
+
+// cachedByDigest is the image a digest reference names, from the cache alone: through the
+// recorded resolution (an index resolved for the platform), or the manifest itself. Nil when
+// the cache does not hold it.
+func cachedByDigest(bc *cache.BaseCache, ref name.Digest, platform string) v1.Image {
+	d, err := v1.NewHash(ref.DigestStr())
+	if err != nil {
+		return nil
+	}
+	if res, ok := bc.Resolved(ref, platform); ok {
+		d = res.Digest
+	}
+	img, err := bc.LoadImage(d)
+	if err != nil {
+		return nil
+	}
+	return img
+}
+
+// platformString is p as os/arch[/variant].
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// unreachable reports whether a pull failed without any answer from the registry: refused or
+// reset connections, unreachable hosts or networks, timeouts, names that do not resolve. An
+// HTTP answer (401, 404, 500 ...), a TLS failure or a cancelled build is not that.
+func unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return false
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH,
+		syscall.ENETUNREACH, syscall.ETIMEDOUT, syscall.EHOSTDOWN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -44,6 +44,8 @@ type options struct {
 	ssh                map[string]SSHAgent
 	git                buildcontext.GitOptions // credentials and TLS for Git sources
 	buildContexts      []BuildContext          // --build-context
+	parallelStages     int                     // stages run at once; <1: defaultParallelStages
+	stateCache         *stateCache             // kept unpacked layers (rootstate.go); nil: none
 }
 
 func defaults() options {
@@ -162,3 +164,16 @@ func WithExtractRetries(n int) Option { return func(o *options) { o.extractRetri
 // below the executor's directory, or it would be snapshotted: otherwise the default is used,
 // with a warning. Nothing of a cache mount ever enters a layer.
 func WithRunCacheDir(dir string) Option { return func(o *options) { o.runCacheDir = dir } }
+
+// defaultParallelStages is how many stages run at once unless WithParallelStages says
+// otherwise: two keeps a build pod's two cores busy while one stage waits on a pull, a RUN or
+// a push-free snapshot, without multiplying its disk use.
+const defaultParallelStages = 2
+
+// WithParallelStages runs up to n of the stages the target needs at the same time (default 2):
+// a stage starts as soon as the stages it builds on or copies from are done. The first stage
+// not yet started in order runs in the root, as in a sequential build; others run in
+// directory roots of their own in the work directory (in pod mode there, chrooted). Each
+// stage's RUN output lines are then prefixed with its name ("[build] "), and the image is the
+// one a sequential build makes. 1 builds the stages one after another; n < 1 means the default.
+func WithParallelStages(n int) Option { return func(o *options) { o.parallelStages = n } }

@@ -61,7 +61,7 @@ func (b *build) runCommand(ctx context.Context, s *stageState, c *instructions.R
 		spec.Files = []runner.File{{Path: script.Path, Data: script.Data, Mode: 0o755}}
 	}
 	setup.apply(&spec)
-	if err := runner.Run(ctx, spec); err != nil {
+	if err := b.runProcess(ctx, spec); err != nil {
 		var exit *runner.ExitError
 		if errors.As(err, &exit) {
 			return "", &RunError{Code: exit.Code}

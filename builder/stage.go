@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/kilnbuild/kiln/buildcontext"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/units"
-	"github.com/kilnbuild/kiln/registry"
 	"github.com/kilnbuild/kiln/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -43,60 +41,18 @@ type stageState struct {
 	pending  []v1.Layer // cached layers not unpacked into the root yet
 }
 
-// runStage builds stage idx. rest lists the stages still to build after it.
-func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v1.Image, error) {
+// runStage builds stage idx in b's root; last says it is the target. It leaves b.rootHolds
+// saying what the root holds afterwards; the scheduler decides what happens to it next.
+func (b *build) runStage(ctx context.Context, idx int, last bool) (v1.Image, error) {
 	start := time.Now()
 	st := b.df.Stages[idx]
 	if nc, ok := b.namedContext(st.Name); ok && st.Name != "" {
 		return b.contextStage(ctx, idx, nc)
 	}
-	base, err := b.df.BaseOf(idx, b.meta)
+	s, baseCfg, cmds, err := b.startStage(ctx, idx)
 	if err != nil {
 		return nil, err
 	}
-	b.o.reporter.Report(Event{Kind: EventStageStart, Time: start, Stage: idx, StageName: st.Name,
-		Line: st.Line, Instruction: "FROM " + describeBase(base), Steps: len(st.Commands)})
-
-	baseImg, named, err := b.stageBase(ctx, base)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
-	}
-	if b.o.baseCache != nil && base.Stage < 0 && !base.Scratch && !named {
-		baseImg = b.o.baseCache.Image(baseImg)
-	}
-	lazy := b.cacheOn() // with a cache, the root is prepared when the first instruction misses
-	if !lazy {
-		unpacked, err := b.prepareRoot(ctx, idx, base, baseImg)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err)
-		}
-		if unpacked {
-			if err := b.snap.Reset(ctx); err != nil {
-				return nil, fmt.Errorf("recording the root after unpacking the base: %w", err)
-			}
-		}
-	}
-
-	baseCfg, err := baseImg.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config of %s: %w", st.BaseName, err)
-	}
-	cfg := baseCfg.DeepCopy()
-	withDefaultPath(cfg)
-	s := &stageState{index: idx, name: st.Name, base: baseImg, cfg: cfg,
-		scope: b.stageScope(base, cfg.Config.Env), created: b.now(),
-		baseDesc: base, lazy: lazy}
-
-	cmds, err := b.onBuildTriggers(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%d: ONBUILD triggers of %s: %w", b.df.Name, st.Line, st.BaseName, err)
-	}
-	cfg.Config.OnBuild = nil // triggers run once, in the first child only
-	cmds = append(cmds, st.Commands...)
-	if b.cacheOn() {
-		s.keys = b.planCache(ctx, s, st.BaseName, cmds)
-	}
-
 	for i, cmd := range cmds {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -105,23 +61,93 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 			return nil, err
 		}
 	}
+	img, err := b.finishStage(ctx, s, baseCfg, last)
+	if err != nil {
+		return nil, err
+	}
+	b.o.reporter.Report(Event{Kind: EventStageDone, Time: time.Now(), Stage: idx, StageName: st.Name, Duration: time.Since(start)})
+	return img, nil
+}
+
+// startStage resolves stage idx's base, prepares the root unless the layer cache may spare
+// it, and returns the stage's state, its base's config and its instructions (ONBUILD
+// triggers of the base first), whose cache lookups have started.
+func (b *build) startStage(ctx context.Context, idx int) (*stageState, *v1.ConfigFile, []instructions.Command, error) {
+	st := b.df.Stages[idx]
+	base, err := b.df.BaseOf(idx, b.meta)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b.o.reporter.Report(Event{Kind: EventStageStart, Time: time.Now(), Stage: idx, StageName: st.Name,
+		Line: st.Line, Instruction: "FROM " + describeBase(base), Steps: len(st.Commands)})
+	atFrom := func(err error) error { return fmt.Errorf("%s:%d: FROM %s: %w", b.df.Name, st.Line, st.BaseName, err) }
+
+	baseImg, named, err := b.stageBase(ctx, base)
+	if err != nil {
+		return nil, nil, nil, atFrom(err)
+	}
+	if b.o.baseCache != nil && base.Stage < 0 && !base.Scratch && !named {
+		baseImg = b.o.baseCache.Image(baseImg)
+	}
+	lazy := b.cacheOn() // with a cache, the root is prepared when the first instruction misses
+	if !lazy {
+		if err := b.prepareStageRoot(ctx, idx, base, baseImg); err != nil {
+			return nil, nil, nil, atFrom(err)
+		}
+	}
+	baseCfg, err := baseImg.ConfigFile()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading config of %s: %w", st.BaseName, err)
+	}
+	cfg := baseCfg.DeepCopy()
+	withDefaultPath(cfg)
+	s := &stageState{index: idx, name: st.Name, base: baseImg, cfg: cfg,
+		scope: b.stageScope(base, cfg.Config.Env), created: b.now(), baseDesc: base, lazy: lazy}
+	cmds, err := b.onBuildTriggers(cfg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s:%d: ONBUILD triggers of %s: %w", b.df.Name, st.Line, st.BaseName, err)
+	}
+	cfg.Config.OnBuild = nil // triggers run once, in the first child only
+	cmds = append(cmds, st.Commands...)
+	if b.cacheOn() {
+		s.keys = b.planCache(ctx, s, st.BaseName, cmds)
+	}
+	return s, baseCfg, cmds, nil
+}
+
+// prepareStageRoot unpacks the stage's base into the root and records the root's state.
+func (b *build) prepareStageRoot(ctx context.Context, idx int, base dockerfile.Base, img v1.Image) error {
+	unpacked, err := b.prepareRoot(ctx, idx, base, img)
+	if err != nil || !unpacked {
+		return err
+	}
+	if err := b.snap.Reset(ctx); err != nil {
+		return fmt.Errorf("recording the root after unpacking the base: %w", err)
+	}
+	return nil
+}
+
+// finishStage takes the single snapshot if asked, adds the labels to the target, assembles
+// the stage's image and notes what the root holds afterwards.
+func (b *build) finishStage(ctx context.Context, s *stageState, baseCfg *v1.ConfigFile, last bool) (v1.Image, error) {
+	b.keepStageLayers(ctx, s) // for later builds' roots (rootstate.go)
 	if b.o.singleSnapshot {
 		if err := b.snapshotStage(ctx, s); err != nil {
 			return nil, err
 		}
 	}
 	if last && len(b.o.labels) > 0 {
-		if cfg.Config.Labels == nil {
-			cfg.Config.Labels = map[string]string{}
+		if s.cfg.Config.Labels == nil {
+			s.cfg.Config.Labels = map[string]string{}
 		}
 		for k, v := range b.o.labels {
-			cfg.Config.Labels[k] = v
+			s.cfg.Config.Labels[k] = v
 		}
 	}
 	for k := range s.scope.Args() {
 		b.usedArgs[k] = true
 	}
-	b.scopes[idx] = s.scope
+	b.scopes[s.index] = s.scope
 	img, err := b.assemble(s, baseCfg)
 	if err != nil {
 		return nil, err
@@ -134,14 +160,8 @@ func (b *build) runStage(ctx context.Context, idx int, rest []int, last bool) (v
 	case len(s.volumes) > 0:
 		b.rootHolds = -1 // what RUN wrote below a VOLUME path is in the root, not in the image
 	default:
-		b.rootHolds = idx
-		if !last {
-			if err := b.afterStage(idx, rest); err != nil {
-				return nil, err
-			}
-		}
+		b.rootHolds = s.index
 	}
-	b.o.reporter.Report(Event{Kind: EventStageDone, Time: time.Now(), Stage: idx, StageName: st.Name, Duration: time.Since(start)})
 	return img, nil
 }
 
@@ -209,8 +229,7 @@ func (b *build) baseImage(ctx context.Context, base dockerfile.Base) (v1.Image, 
 		return mutate.MediaType(img, types.DockerManifestSchema2), nil
 	}
 	start := time.Now()
-	img, err := registry.Pull(ctx, base.Image, append(append([]registry.Option{}, b.o.pull...),
-		registry.WithPlatform(v1.Platform{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant}))...)
+	img, err := b.pullBase(ctx, base.Image, v1.Platform{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +247,9 @@ func (b *build) baseImage(ctx context.Context, base dockerfile.Base) (v1.Image, 
 func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, img v1.Image) (bool, error) {
 	if base.Stage >= 0 && b.rootHolds == base.Stage {
 		return false, nil
+	}
+	if err := b.releaseRoot(); err != nil { // an overlay of the state cache (rootstate.go)
+		return false, err
 	}
 	b.rootHolds = -1
 	start := time.Now()
@@ -290,39 +312,6 @@ func (b *build) extractFetched(ctx context.Context, f *fetchedLayer, dir string,
 	}
 	defer rc.Close()
 	return extractStream(ctx, rc, dir, ignore, f.diffID())
-}
-
-// afterStage decides what happens to the root's filesystem once stage idx is done: kept for the
-// next stage built on it, moved aside for later COPY --from, or cleared by the next stage.
-func (b *build) afterStage(idx int, rest []int) error {
-	needed := false
-	nextBuildsOnIt := false
-	for i, j := range rest {
-		deps := b.stageDeps(j)
-		if deps.from[idx] {
-			needed = true
-		}
-		if deps.base == idx {
-			if i == 0 {
-				nextBuildsOnIt = true
-			} else {
-				needed = true
-			}
-		}
-	}
-	if nextBuildsOnIt || !needed {
-		return nil
-	}
-	dir := filepath.Join(b.workDir, "stages", strconv.Itoa(idx))
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := moveAside(b.root, dir, b.ignore); err != nil {
-		return fmt.Errorf("saving stage %d's files: %w", idx, err)
-	}
-	b.saved[idx] = dir
-	b.rootHolds = -1
-	return nil
 }
 
 // stageDependencies are the earlier stages a stage reads from.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -17,19 +18,16 @@ import (
 // RUN, COPY, ADD and WORKDIR change the root and get a layer of what they changed.
 func (b *build) step(ctx context.Context, s *stageState, raw instructions.Command, n, total int) error {
 	start := time.Now()
-	line := lineOf(raw)
 	cmd, err := b.df.Expand(raw, s.scope)
 	if err != nil {
 		return err
 	}
-	text := sourceOf(cmd)
-	b.o.reporter.Report(Event{Kind: EventStep, Time: start, Stage: s.index, StageName: s.name, Step: n, Steps: total,
-		Instruction: text, Line: line})
+	at := stepRef{n: n, total: total, line: lineOf(raw), text: sourceOf(cmd)}
+	b.o.reporter.Report(at.event(s, EventStep, start))
 	fail := func(err error) error {
-		return fmt.Errorf("%s:%d: %s: %w", b.df.Name, line, text, err)
+		return fmt.Errorf("%s:%d: %s: %w", b.df.Name, at.line, at.text, err)
 	}
-	hit, err := b.lookupStep(ctx, s, n-1, cmd, Event{Stage: s.index, StageName: s.name, Step: n, Steps: total,
-		Instruction: text, Line: line})
+	hit, err := b.lookupStep(ctx, s, n-1, cmd, at.event(s, "", time.Time{}))
 	if err != nil {
 		return fail(err)
 	}
@@ -37,11 +35,113 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 	if err != nil {
 		return fail(err)
 	}
+	execStart := time.Now()
+	out, err := b.execute(ctx, s, cmd, raw, hit != nil, len(vols) > 0, at)
+	if err != nil {
+		return fail(err)
+	}
+	if len(vols) > 0 {
+		out.fsChange, out.changed = true, withVolumes(cmd, out.changed, vols)
+	}
+	if hit == nil && out.fsChange {
+		b.reportPhase(EventExecute, s, n, total, at.text, at.line, execStart)
+	}
+	if err := b.record(ctx, s, hit, out, at); err != nil {
+		return fail(err)
+	}
+	done := at.event(s, EventStepDone, time.Now())
+	done.Duration = time.Since(start)
+	b.o.reporter.Report(done)
+	return nil
+}
 
-	var changed []string // paths a COPY/ADD/WORKDIR wrote; nil with fsChange means "walk the root"
-	fsChange := false
-	linked, linkedLayer := false, false // a COPY/ADD --link ran (copylink.go), and added a layer
-	createdBy := text
+// stepRef names one step of a stage: its number, the stage's step count, its line and text.
+type stepRef struct {
+	n, total, line int
+	text           string
+}
+
+// event is an event of kind about step at of stage s.
+func (at stepRef) event(s *stageState, kind EventKind, t time.Time) Event {
+	return Event{Kind: kind, Time: t, Stage: s.index, StageName: s.name, Step: at.n, Steps: at.total,
+		Instruction: at.text, Line: at.line}
+}
+
+// stepOutcome is what executing one instruction did.
+type stepOutcome struct {
+	createdBy   string   // the history's created_by
+	fsChange    bool     // the root changed, so the step gets a layer
+	changed     []string // the paths a COPY/ADD/WORKDIR wrote; nil with fsChange means "walk the root"
+	linked      bool     // a COPY/ADD --link ran (copylink.go)
+	linkedLayer bool     // and it added a layer
+}
+
+// execute carries out cmd, or only its config change when the layer cache hit (hit).
+func (b *build) execute(ctx context.Context, s *stageState, cmd, raw instructions.Command, hit, vols bool, at stepRef) (stepOutcome, error) {
+	switch cmd := cmd.(type) {
+	case *instructions.RunCommand:
+		if hit {
+			return stepOutcome{createdBy: at.text}, nil
+		}
+		createdBy, err := b.runCommand(ctx, s, cmd)
+		return stepOutcome{createdBy: createdBy, fsChange: true}, err
+	case *instructions.CopyCommand, *instructions.AddCommand:
+		return b.executeCopy(ctx, s, cmd, hit, at.text+" # buildkit")
+	case *instructions.WorkdirCommand:
+		return b.executeWorkdir(s, cmd, hit, vols, at)
+	}
+	createdBy, err := b.configStep(s, cmd, raw)
+	return stepOutcome{createdBy: createdBy}, err
+}
+
+// executeCopy runs a COPY or ADD; one with --link makes its own layer (copylink.go).
+func (b *build) executeCopy(ctx context.Context, s *stageState, cmd instructions.Command, hit bool, createdBy string) (stepOutcome, error) {
+	out := stepOutcome{createdBy: createdBy}
+	if hit {
+		return out, nil
+	}
+	job, err := b.copyJobOf(ctx, s, cmd)
+	if err != nil {
+		return out, err
+	}
+	if job.link {
+		out.linked = true
+		hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}}
+		out.linkedLayer, err = b.linkStep(ctx, s, job, hist)
+		return out, err
+	}
+	out.changed, err = b.runCopy(ctx, s, job)
+	out.fsChange = true
+	return out, err
+}
+
+// executeWorkdir sets the working directory and creates it when it is missing.
+func (b *build) executeWorkdir(s *stageState, cmd *instructions.WorkdirCommand, hit, vols bool, at stepRef) (stepOutcome, error) {
+	c := &s.cfg.Config
+	dir := cmd.Path
+	if !path.IsAbs(dir) {
+		dir = path.Join("/", c.WorkingDir, dir)
+	}
+	c.WorkingDir = path.Clean(dir)
+	out := stepOutcome{createdBy: "WORKDIR " + c.WorkingDir}
+	if hit {
+		return out, nil
+	}
+	created, err := b.makeWorkdir(s, c.WorkingDir)
+	if err != nil {
+		return out, err
+	}
+	if created != "" {
+		out.fsChange, out.changed = true, []string{created}
+	} else if !vols { // volume directories made before it would be its layer
+		b.storeStep(s, at.n-1, false, out.createdBy, at.text) // cached as "no layer"
+	}
+	return out, nil
+}
+
+// configStep applies an instruction that changes the image's config only and returns its
+// created_by.
+func (b *build) configStep(s *stageState, cmd, raw instructions.Command) (string, error) {
 	c := &s.cfg.Config
 	switch cmd := cmd.(type) {
 	case *instructions.EnvCommand:
@@ -49,149 +149,106 @@ func (b *build) step(ctx context.Context, s *stageState, raw instructions.Comman
 			s.scope.SetEnv(kv.Key, kv.Value)
 		}
 		c.Env = s.scope.Env()
-		createdBy = "ENV " + joinKV(cmd.Env)
+		return "ENV " + joinKV(cmd.Env), nil
 	case *instructions.ArgCommand:
 		for _, a := range cmd.Args {
 			s.scope.Declare(a)
 		}
-		createdBy = "ARG " + argHistory(raw)
+		return "ARG " + argHistory(raw), nil
 	case *instructions.LabelCommand:
-		if c.Labels == nil {
-			c.Labels = map[string]string{}
-		}
-		for _, kv := range cmd.Labels {
-			c.Labels[kv.Key] = kv.Value
-		}
-		createdBy = "LABEL " + joinKV(cmd.Labels)
+		return "LABEL " + joinKV(cmd.Labels), addLabels(c, cmd.Labels)
 	case *instructions.MaintainerCommand:
 		s.cfg.Author = cmd.Maintainer
-		createdBy = "MAINTAINER " + cmd.Maintainer
+		return "MAINTAINER " + cmd.Maintainer, nil
 	case *instructions.ExposeCommand:
-		ports, err := exposedPorts(cmd.Ports)
-		if err != nil {
-			return fail(err)
-		}
-		if c.ExposedPorts == nil {
-			c.ExposedPorts = map[string]struct{}{}
-		}
-		for _, p := range ports {
-			c.ExposedPorts[p] = struct{}{}
-		}
-		createdBy = "EXPOSE " + strings.Join(ports, " ")
+		return expose(c, cmd.Ports)
 	case *instructions.VolumeCommand:
-		if err := b.declareVolumes(s, cmd.Volumes); err != nil {
-			return fail(err)
-		}
-		createdBy = "VOLUME " + fmt.Sprint(cmd.Volumes)
+		return "VOLUME " + fmt.Sprint(cmd.Volumes), b.declareVolumes(s, cmd.Volumes)
 	case *instructions.UserCommand:
 		c.User = cmd.User
-		createdBy = "USER " + cmd.User
-	case *instructions.WorkdirCommand:
-		dir := cmd.Path
-		if !path.IsAbs(dir) {
-			dir = path.Join("/", c.WorkingDir, dir)
-		}
-		dir = path.Clean(dir)
-		c.WorkingDir = dir
-		createdBy = "WORKDIR " + dir
-		if hit != nil {
-			break
-		}
-		created, err := b.makeWorkdir(s, dir)
-		if err != nil {
-			return fail(err)
-		}
-		if created != "" {
-			fsChange, changed = true, []string{created}
-		} else if len(vols) == 0 { // volume directories made before it would be its layer
-			b.storeStep(s, n-1, false, createdBy, text) // cached as "no layer"
-		}
+		return "USER " + cmd.User, nil
 	case *instructions.CmdCommand:
 		c.Cmd = commandLine(cmd.ShellDependantCmdLine, c.Shell)
 		s.cmdSet = true
-		createdBy = "CMD " + jsonArgs(c.Cmd)
+		return "CMD " + jsonArgs(c.Cmd), nil
 	case *instructions.EntrypointCommand:
 		c.Entrypoint = commandLine(cmd.ShellDependantCmdLine, c.Shell)
 		if !s.cmdSet {
 			c.Cmd = nil // an inherited CMD does not survive a new ENTRYPOINT (Docker's rule)
 		}
-		createdBy = "ENTRYPOINT " + jsonArgs(c.Entrypoint)
+		return "ENTRYPOINT " + jsonArgs(c.Entrypoint), nil
 	case *instructions.StopSignalCommand:
 		c.StopSignal = cmd.Signal
-		createdBy = "STOPSIGNAL " + cmd.Signal
+		return "STOPSIGNAL " + cmd.Signal, nil
 	case *instructions.HealthCheckCommand:
 		c.Healthcheck = healthConfig(cmd)
-		createdBy = "HEALTHCHECK " + jsonArgs(c.Healthcheck.Test)
+		return "HEALTHCHECK " + jsonArgs(c.Healthcheck.Test), nil
 	case *instructions.ShellCommand:
 		c.Shell = append([]string(nil), cmd.Shell...)
-		createdBy = "SHELL " + jsonArgs(c.Shell)
+		return "SHELL " + jsonArgs(c.Shell), nil
 	case *instructions.OnbuildCommand:
 		c.OnBuild = append(c.OnBuild, cmd.Expression)
-		createdBy = "ONBUILD " + cmd.Expression
-	case *instructions.RunCommand:
-		if hit != nil {
-			break
-		}
-		createdBy, err = b.runCommand(ctx, s, cmd)
-		if err != nil {
-			return fail(err)
-		}
-		fsChange = true
-	case *instructions.CopyCommand, *instructions.AddCommand:
-		createdBy = text + " # buildkit"
-		if hit != nil {
-			break
-		}
-		job, err := b.copyJobOf(ctx, s, cmd)
-		if err != nil {
-			return fail(err)
-		}
-		if job.link {
-			linked = true
-			hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}}
-			if linkedLayer, err = b.linkStep(ctx, s, job, hist); err != nil {
-				return fail(err)
-			}
-			break
-		}
-		if changed, err = b.runCopy(ctx, s, job); err != nil {
-			return fail(err)
-		}
-		fsChange = true
-	default:
-		return fail(fmt.Errorf("instruction %s is not supported", cmd.Name()))
+		return "ONBUILD " + cmd.Expression, nil
 	}
-	if len(vols) > 0 {
-		fsChange, changed = true, withVolumes(cmd, changed, vols)
-	}
+	return "", fmt.Errorf("instruction %s is not supported", cmd.Name())
+}
 
-	hist := v1.History{CreatedBy: createdBy, Created: v1.Time{Time: b.now()}, EmptyLayer: true}
-	if hit != nil {
+// addLabels sets LABEL's pairs in c.
+func addLabels(c *v1.Config, labels instructions.KeyValuePairs) error {
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	for _, kv := range labels {
+		c.Labels[kv.Key] = kv.Value
+	}
+	return nil
+}
+
+// expose adds EXPOSE's ports to c and returns the step's created_by.
+func expose(c *v1.Config, specs []string) (string, error) {
+	ports, err := exposedPorts(specs)
+	if err != nil {
+		return "", err
+	}
+	if c.ExposedPorts == nil {
+		c.ExposedPorts = map[string]struct{}{}
+	}
+	for _, p := range ports {
+		c.ExposedPorts[p] = struct{}{}
+	}
+	return "EXPOSE " + strings.Join(ports, " "), nil
+}
+
+// record adds the step's history and layer: the cached layer on a hit, a snapshot of what
+// changed, or an empty layer when --force-build-metadata asks for one.
+func (b *build) record(ctx context.Context, s *stageState, hit *cache.Result, out stepOutcome, at stepRef) error {
+	hist := v1.History{CreatedBy: out.createdBy, Created: v1.Time{Time: b.now()}, EmptyLayer: true}
+	switch {
+	case hit != nil:
 		b.applyHit(s, hit)
 		hist.EmptyLayer = false // applyHit recorded the history
-	} else if linked {
-		hist.EmptyLayer = !linkedLayer // linkStep recorded the history of its layer
-		b.storeStep(s, n-1, linkedLayer, createdBy, text)
-	} else if fsChange && !b.o.singleSnapshot {
-		added, err := b.snapshotStep(ctx, s, changed, hist)
+	case out.linked:
+		hist.EmptyLayer = !out.linkedLayer // linkStep recorded the history of its layer
+		b.storeStep(s, at.n-1, out.linkedLayer, out.createdBy, at.text)
+	case out.fsChange && !b.o.singleSnapshot:
+		added, err := b.snapshotStep(ctx, s, out.changed, hist)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if added {
 			hist.EmptyLayer = false
+			b.reportCompress(s, at.n, at.total, at.text, at.line, s.layers[len(s.layers)-1].Layer)
 		}
-		b.storeStep(s, n-1, added, createdBy, text)
-	} else if b.o.forceBuildMetadata && !b.o.singleSnapshot {
+		b.storeStep(s, at.n-1, added, out.createdBy, at.text)
+	case b.o.forceBuildMetadata && !b.o.singleSnapshot:
 		if err := b.emptyLayer(s, hist); err != nil {
-			return fail(err)
+			return err
 		}
 		hist.EmptyLayer = false
 	}
 	if hist.EmptyLayer {
 		s.history = append(s.history, hist)
 	}
-	b.o.reporter.Report(Event{Kind: EventStepDone, Time: time.Now(), Stage: s.index, StageName: s.name, Step: n, Steps: total,
-		Instruction: text, Line: line, Duration: time.Since(start)})
 	return nil
 }
 

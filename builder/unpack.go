@@ -14,7 +14,8 @@ import (
 )
 
 // extractStream unpacks one layer's compressed blob into dir. gzip is inflated by pgzip, which
-// decompresses ahead on the other core while this goroutine creates files.
+// decompresses ahead on its own goroutine while this one reads the tar and snapshot.Extract's
+// writers create the files (both cores, see snapshot.WithExtractWorkers).
 //
 // When diffID is set (the digest the image's config records for the layer's uncompressed tar),
 // the tar stream is hashed as it is read, and a layer whose content does not match is refused

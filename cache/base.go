@@ -15,10 +15,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// BaseCache keeps the compressed layers of base images in a local directory (--cache-dir), by
-// digest, so a second build with the same directory reads them from disk instead of the
-// registry. The manifest and config are still fetched from the registry: resolving a tag to a
-// digest must see the registry's current answer.
+// BaseCache keeps base images in a local directory (--cache-dir): compressed layers by digest
+// under <dir>/blobs, manifests and configs by digest under <dir>/manifests, and which image each
+// reference resolved to, and when, under <dir>/refs (see StoreImage). A second build with the same directory reads the
+// layers from disk instead of the registry. A tag is still resolved by the registry when it
+// can be reached (the registry's current answer wins); the recorded resolution serves builds
+// that cannot reach it, and a digest reference needs no registry at all (see LoadImage).
 //
 // A blob enters the cache only once it was read completely and matched its digest (written to
 // a temporary file, renamed into place), so a full disk or an interrupted download never leaves
@@ -29,7 +31,7 @@ type BaseCache struct {
 	warn func(format string, args ...any)
 
 	mu       sync.Mutex
-	verified map[v1.Hash]bool // blobs checked against their digest by this process
+	verified map[string]bool  // files checked against their digest by this process
 	failed   map[v1.Hash]bool // blobs this process could not store: not tried again
 }
 
@@ -45,7 +47,7 @@ func BaseCacheWarnings(warn func(format string, args ...any)) BaseCacheOption {
 
 // NewBaseCache returns a cache in dir (created when the first layer is stored).
 func NewBaseCache(dir string, opts ...BaseCacheOption) *BaseCache {
-	c := &BaseCache{dir: dir, warn: func(string, ...any) {}, verified: map[v1.Hash]bool{}, failed: map[v1.Hash]bool{}}
+	c := &BaseCache{dir: dir, warn: func(string, ...any) {}, verified: map[string]bool{}, failed: map[v1.Hash]bool{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -56,39 +58,58 @@ func NewBaseCache(dir string, opts ...BaseCacheOption) *BaseCache {
 // their blob there (verified against its digest) the first time they are read completely.
 func (c *BaseCache) Image(img v1.Image) v1.Image { return &cachedImage{Image: img, c: c} }
 
+// Refresh is Image for a forced download (the warmer's --force): every layer is read from img
+// again, never from the cache, and replaces the cached copy once read completely and verified.
+func (c *BaseCache) Refresh(img v1.Image) v1.Image {
+	return &cachedImage{Image: img, c: c, refresh: true}
+}
+
 // Has reports whether the blob with digest d is in the cache.
 func (c *BaseCache) Has(d v1.Hash) bool {
 	_, err := os.Stat(c.path(d))
 	return err == nil
 }
 
+// Intact reports whether the blob with digest d is in the cache and matches its digest (the
+// file is hashed once per process; a damaged one is removed, with a warning).
+func (c *BaseCache) Intact(d v1.Hash) bool { return c.usable(d) }
+
 func (c *BaseCache) path(d v1.Hash) string { return filepath.Join(c.dir, "blobs", d.Algorithm, d.Hex) }
 
-// usable reports whether blob d is in the cache and matches its digest. The first call per
-// blob hashes the file; a damaged one is removed, with a warning.
-func (c *BaseCache) usable(d v1.Hash) bool {
-	p := c.path(d)
+// metaPath is where manifest or config d is kept: apart from the layers, so <dir>/blobs holds
+// layers only.
+func (c *BaseCache) metaPath(d v1.Hash) string {
+	return filepath.Join(c.dir, "manifests", d.Algorithm, d.Hex)
+}
+
+// usable reports whether layer blob d is in the cache and matches its digest. The first call
+// per blob hashes the file; a damaged one is removed, with a warning.
+func (c *BaseCache) usable(d v1.Hash) bool { return c.usableAt(d, c.path(d), "base layer") }
+
+// usableAt is usable for the file p holding d, which warnings call what ("base layer", "base
+// image manifest").
+func (c *BaseCache) usableAt(d v1.Hash, p, what string) bool {
 	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.verified[d] {
+	if c.verified[p] {
 		return true
 	}
 	got, err := fileDigest(p, d.Algorithm)
 	if err == nil && got == d {
-		c.verified[d] = true
+		c.verified[p] = true
 		return true
 	}
 	if err == nil {
 		err = fmt.Errorf("its content has digest %s", got)
 	}
 	if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		c.warn("cached base layer %s is damaged (%v) and cannot be removed: %v; reading it from the registry", p, err, rerr)
+		c.warn("cached %s %s is damaged (%v) and cannot be removed: %v; reading it from the registry", what, p, err, rerr)
 		return false
 	}
-	c.warn("cached base layer %s is damaged (%v): removed; reading it from the registry", p, err)
+	c.warn("cached %s %s is damaged (%v): removed; reading it from the registry", what, p, err)
 	return false
 }
 
@@ -128,7 +149,8 @@ func (c *BaseCache) hasFailed(d v1.Hash) bool {
 
 type cachedImage struct {
 	v1.Image
-	c *BaseCache
+	c       *BaseCache
+	refresh bool // read every layer from Image, never from the cache
 }
 
 func (i *cachedImage) Layers() ([]v1.Layer, error) {
@@ -138,7 +160,7 @@ func (i *cachedImage) Layers() ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(ls))
 	for n, l := range ls {
-		out[n] = &cachedLayer{Layer: l, c: i.c}
+		out[n] = &cachedLayer{Layer: l, c: i.c, refresh: i.refresh}
 	}
 	return out, nil
 }
@@ -148,20 +170,21 @@ func (i *cachedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachedLayer{Layer: l, c: i.c}, nil
+	return &cachedLayer{Layer: l, c: i.c, refresh: i.refresh}, nil
 }
 
 // cachedLayer serves Compressed from the cache; Uncompressed is the wrapped layer's.
 type cachedLayer struct {
 	v1.Layer
-	c *BaseCache
+	c       *BaseCache
+	refresh bool
 }
 
 // Path is the cached blob's file when it is in the cache and intact ("" otherwise), so the
 // builder reads it in place instead of copying it first as it does with downloads.
 func (l *cachedLayer) Path() string {
 	d, err := l.Layer.Digest()
-	if err != nil || !l.c.usable(d) {
+	if err != nil || l.refresh || !l.c.usable(d) {
 		return ""
 	}
 	return l.c.path(d)
@@ -172,7 +195,7 @@ func (l *cachedLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.c.usable(d) {
+	if !l.refresh && l.c.usable(d) {
 		if f, err := os.Open(l.c.path(d)); err == nil {
 			return f, nil
 		}
@@ -240,7 +263,7 @@ func (t *teeToCache) Close() error {
 		rerr := os.Rename(t.tmp.Name(), t.final)
 		if rerr == nil {
 			t.c.mu.Lock()
-			t.c.verified[t.want] = true
+			t.c.verified[t.final] = true
 			t.c.mu.Unlock()
 			return err
 		}

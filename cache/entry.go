@@ -18,6 +18,9 @@ type Entry struct {
 	Empty     bool      // the instruction changed no file: the entry has no layer
 	Lineage   string    // the Dockerfile position it came from (see LineageOf)
 	Inputs    []Input   // the named inputs of the key, for explaining a later miss
+	// Source is where Get found the entry (SourceLocal, SourceRegistry, SourceLayout); it is
+	// not stored.
+	Source string
 }
 
 // Labels on a cache image's config; the inputs are JSON.

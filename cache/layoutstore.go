@@ -40,6 +40,7 @@ func (s *LayoutStore) Get(_ context.Context, key Key) (v1.Layer, Entry, error) {
 	if err != nil {
 		return nil, Entry{}, fmt.Errorf("%s: manifest %s of %s: %w", s, digest, key.Short(), err)
 	}
+	e.Source = SourceLayout
 	return l, e, nil
 }
 

@@ -37,7 +37,9 @@ func (s *RegistryStore) Get(ctx context.Context, key Key) (v1.Layer, Entry, erro
 	if err != nil {
 		return nil, Entry{}, err
 	}
-	return readEntry(img)
+	l, e, err := readEntry(img)
+	e.Source = SourceRegistry
+	return l, e, err
 }
 
 // Last pulls the entry tagged with the lineage.

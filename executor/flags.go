@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/spf13/pflag"
 )
 
@@ -45,6 +46,7 @@ type Config struct {
 	DigestFile             string // --digest-file
 	ImageNameDigestFile    string // --image-name-with-digest-file
 	ImageNameTagDigestFile string // --image-name-tag-with-digest-file
+	Timings                string // --timings FILE: per stage and instruction times (package timings)
 
 	SingleSnapshot     bool     // --single-snapshot
 	Reproducible       bool     // --reproducible
@@ -60,6 +62,7 @@ type Config struct {
 	ForceBuildMetadata bool     // --force-build-metadata
 	Compression        string   // --compression
 	CompressionLevel   int      // --compression-level
+	MaxParallelStages  int      // --max-parallel-stages
 
 	Cache             bool          // --cache
 	CacheCopyLayers   bool          // --cache-copy-layers
@@ -69,6 +72,8 @@ type Config struct {
 	CacheDir          string        // --cache-dir
 	cacheDirGiven     bool          // --cache-dir was on the command line (ParseFlags)
 	CacheTTL          time.Duration // --cache-ttl
+	CacheDirMaxSize   string        // --cache-dir-max-size ("": no bound)
+	CacheDirLayers    bool          // --cache-dir-layers
 
 	UseNewRun                    bool     // --use-new-run (no effect)
 	PushRetry                    int      // --push-retry
@@ -163,6 +168,7 @@ func addOutputFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DigestFile, "digest-file", "", "Write the image digest to this file")
 	fs.StringVar(&c.ImageNameDigestFile, "image-name-with-digest-file", "", "Write repo@digest of each destination to this file")
 	fs.StringVar(&c.ImageNameTagDigestFile, "image-name-tag-with-digest-file", "", "Write repo:tag@digest of each destination to this file")
+	fs.StringVar(&c.Timings, "timings", "", "Write each stage's and instruction's pull, unpack, execute, snapshot, compress and push times to this file: a Chrome trace (open it in Perfetto) with a plain JSON summary under \"timings\"")
 }
 
 func addBuildFlags(fs *pflag.FlagSet, c *Config) {
@@ -180,12 +186,15 @@ func addBuildFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.ForceBuildMetadata, "force-build-metadata", false, "Give metadata-only instructions a layer")
 	fs.StringVar(&c.Compression, "compression", "gzip", "Layer compression: gzip or zstd")
 	fs.IntVar(&c.CompressionLevel, "compression-level", -1, "Compression level (-1: the algorithm's default)")
+	fs.IntVar(&c.MaxParallelStages, "max-parallel-stages", 2, "Stages that do not depend on each other run at the same time, up to this many (1: one after another); their RUN output lines are prefixed with the stage name")
 }
 
 func addCacheFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Cache, "cache", false, "Cache RUN (and with --cache-copy-layers, COPY/ADD) layers in --cache-repo and base images in --cache-dir")
 	fs.StringVar(&c.CacheRepo, "cache-repo", "", "Repository for cached layers (default: <first destination repository>/cache), or oci:DIR for an OCI layout")
-	fs.StringVar(&c.CacheDir, "cache-dir", DefaultCacheDir, "Local directory of cached base image layers (used with --cache) and, in <dir>/mounts, of RUN --mount=type=cache directories")
+	fs.StringVar(&c.CacheDir, "cache-dir", DefaultCacheDir, "Local directory (a persistent volume) of cached base image layers and, in <dir>/layercache, of the layers built (both used with --cache, looked up before --cache-repo), and, in <dir>/mounts, of RUN --mount=type=cache directories")
+	fs.BoolVar(&c.CacheDirLayers, "cache-dir-layers", true, "With --cache, keep the layers built in <cache-dir>/layercache too (false: only base images)")
+	fs.StringVar(&c.CacheDirMaxSize, "cache-dir-max-size", "", "Bound on --cache-dir's cached layers and base images (e.g. 10GB, 500MiB): after a build, the least recently used layers go first")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 336*time.Hour, "How long cached layers stay valid")
 	fs.BoolVar(&c.CacheCopyLayers, "cache-copy-layers", false, "Cache COPY layers")
 	fs.BoolVar(&c.CacheRunLayers, "cache-run-layers", true, "Cache RUN layers")
@@ -304,8 +313,13 @@ func (c *Config) validateOutputs() error {
 	if len(c.Destinations) == 0 && c.ImageNameTagDigestFile != "" {
 		return fmt.Errorf("--image-name-tag-with-digest-file needs a --destination to name the image")
 	}
-	if c.Cache && c.NoPush && c.CacheRepo == "" {
-		return fmt.Errorf("--cache with --no-push needs --cache-repo: the cache repository cannot be inferred from a destination")
+	if c.Cache && c.NoPush && c.CacheRepo == "" && (c.CacheDir == "" || !c.CacheDirLayers) {
+		return fmt.Errorf("--cache with --no-push needs --cache-repo or --cache-dir: the cache repository cannot be inferred from a destination")
+	}
+	if c.CacheDirMaxSize != "" {
+		if _, err := cache.ParseSize(c.CacheDirMaxSize); err != nil {
+			return fmt.Errorf("--cache-dir-max-size: %w", err)
+		}
 	}
 	return nil
 }

@@ -19,8 +19,8 @@ func TestParseFlagsKanikoDefaults(t *testing.T) {
 	want := Config{
 		Dockerfile: "Dockerfile", Context: "/workspace/", Destinations: []string{"reg.example/app:1"},
 		SnapshotMode: "full", IgnoreVarRun: true, KanikoDir: "/kaniko", Verbosity: "info", LogFormat: "color",
-		Compression: "gzip", CompressionLevel: -1, CacheRunLayers: true, CompressedCaching: true,
-		CacheDir: "/cache", CacheTTL: 336 * time.Hour, WhitelistVarRun: true,
+		Compression: "gzip", CompressionLevel: -1, MaxParallelStages: 2, CacheRunLayers: true, CompressedCaching: true,
+		CacheDir: "/cache", CacheTTL: 336 * time.Hour, CacheDirLayers: true, WhitelistVarRun: true,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -53,7 +53,9 @@ func TestParseFlagsErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--no-push", "--compression=lz4"}, "--compression=lz4: must be gzip or zstd"},
 		{[]string{"--no-push", "--snapshot-mode=fast"}, "--snapshot-mode=fast"},
 		{[]string{"--no-push", "--label", "nokey"}, `--label "nokey": must be KEY=VALUE`},
-		{[]string{"--no-push", "--cache"}, "--cache with --no-push needs --cache-repo"},
+		{[]string{"--no-push", "--cache", "--cache-dir="}, "--cache with --no-push needs --cache-repo or --cache-dir"},
+		{[]string{"--no-push", "--cache", "--cache-dir-layers=false"}, "--cache with --no-push needs --cache-repo or --cache-dir"},
+		{[]string{"--no-push", "--cache-dir-max-size", "10XB"}, "--cache-dir-max-size"},
 		{nil, "no --destination given"},
 	} {
 		if _, err := ParseFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {

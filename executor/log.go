@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type Logger struct {
 	timestamp bool
 	level     int
 	start     time.Time
+	tags      stageTags
 }
 
 var levels = map[string]int{"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4, "fatal": 5, "panic": 6}
@@ -99,13 +101,60 @@ func (l *Logger) Errorf(f string, a ...any) { l.log("error", fmt.Sprintf(f, a...
 func (l *Logger) Debugf(f string, a ...any) { l.log("debug", fmt.Sprintf(f, a...)) }
 
 // Report renders one build event (builder.Reporter).
-func (l *Logger) Report(e builder.Event) { renderEvent(l, e) }
+func (l *Logger) Report(e builder.Event) { renderEvent(l.tags.tag(l, e), e) }
 
 // ReportTo returns a builder.Reporter that renders build events onto l as a Logger renders
 // them: one line per stage, step, cache hit or miss, pull, snapshot and warning.
 func ReportTo(l Log) builder.Reporter {
-	return builder.ReporterFunc(func(e builder.Event) { renderEvent(l, e) })
+	tags := &stageTags{}
+	return builder.ReporterFunc(func(e builder.Event) { renderEvent(tags.tag(l, e), e) })
 }
+
+// stageTags prefixes a stage's log lines with its name ("[build] ") while another stage runs
+// too (--max-parallel-stages), so interleaved lines say whose they are. A build whose stages
+// run one after another logs as before.
+type stageTags struct {
+	mu   sync.Mutex
+	open map[int]string // running stages, by index: their labels
+}
+
+// tag returns the Log to render e with: l itself, or l prefixing its lines with e's stage.
+func (s *stageTags) tag(l Log, e builder.Event) Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open == nil {
+		s.open = map[int]string{}
+	}
+	label := e.StageName
+	if label == "" {
+		label = strconv.Itoa(e.Stage)
+	}
+	switch e.Kind {
+	case builder.EventStageStart:
+		s.open[e.Stage] = label
+	case builder.EventBuildDone:
+		return l
+	}
+	_, running := s.open[e.Stage]
+	parallel := running && len(s.open) > 1
+	if e.Kind == builder.EventStageDone {
+		delete(s.open, e.Stage)
+	}
+	if !parallel {
+		return l
+	}
+	return stageLog{l: l, prefix: "[" + label + "] "}
+}
+
+// stageLog prefixes every line written to l.
+type stageLog struct {
+	l      Log
+	prefix string
+}
+
+func (s stageLog) Infof(f string, a ...any)  { s.l.Infof("%s%s", s.prefix, fmt.Sprintf(f, a...)) }
+func (s stageLog) Warnf(f string, a ...any)  { s.l.Warnf("%s%s", s.prefix, fmt.Sprintf(f, a...)) }
+func (s stageLog) Debugf(f string, a ...any) { debugf(s.l, "%s%s", s.prefix, fmt.Sprintf(f, a...)) }
 
 // renderEvent writes one build event as Kaniko users know it ("[2/5] RUN make").
 func renderEvent(l Log, e builder.Event) {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/registry"
+	"github.com/kilnbuild/kiln/timings"
 )
 
 // writeOutputs writes the tarball and OCI layout, pushes, and writes the digest files.
@@ -19,14 +20,18 @@ func writeOutputs(ctx context.Context, c *Config, img v1.Image, pushOpts []regis
 	}
 	res := Result{Image: img, Digest: digest}
 	if c.TarPath != "" {
-		if err := registry.WriteTarball(c.TarPath, img, c.Destinations); err != nil {
+		if err := timed(ctx, timings.Output, "write tarball "+c.TarPath, func() error {
+			return registry.WriteTarball(c.TarPath, img, c.Destinations)
+		}); err != nil {
 			return res, fmt.Errorf("--tar-path %s: %w", c.TarPath, err)
 		}
 		log.Infof("Wrote image tarball %s", c.TarPath)
 	}
 	if c.OCILayoutPath != "" {
 		ref := layoutRefName(c.Destinations)
-		if err := registry.WriteOCILayout(c.OCILayoutPath, img, ref); err != nil {
+		if err := timed(ctx, timings.Output, "write OCI layout "+c.OCILayoutPath, func() error {
+			return registry.WriteOCILayout(c.OCILayoutPath, img, ref)
+		}); err != nil {
 			return res, fmt.Errorf("--oci-layout-path %s: %w", c.OCILayoutPath, err)
 		}
 		log.Infof("Wrote OCI layout %s", c.OCILayoutPath)
@@ -47,6 +52,7 @@ func writeOutputs(ctx context.Context, c *Config, img v1.Image, pushOpts []regis
 
 // push pushes img to every destination, logging progress and the duration.
 func push(ctx context.Context, img v1.Image, destinations []string, pushOpts []registry.Option, log Log) (v1.Hash, error) {
+	defer timings.FromContext(ctx).Start(timings.Push, "push "+strings.Join(destinations, ", "))()
 	start := time.Now()
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/builder"
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/kilnbuild/kiln/snapshot"
@@ -34,7 +35,7 @@ var errNoRoot = errors.New("executor.Run needs a root: WithPodRoot() (build into
 // for. A failing RUN's error is a *builder.RunError carrying its exit code. Run changes
 // nothing in the process's environment; cmd/executor does the pod's setup (--kaniko-dir
 // relocation, DOCKER_CONFIG, signals) around it.
-func Run(ctx context.Context, c *Config, opts ...Option) (Result, error) {
+func Run(ctx context.Context, c *Config, opts ...Option) (_ Result, err error) {
 	o, err := makeRunOptions(c, opts)
 	if err != nil {
 		return Result{}, err
@@ -51,6 +52,8 @@ func Run(ctx context.Context, c *Config, opts ...Option) (Result, error) {
 		}
 	}
 	c = directoryModeCacheDir(c, o)
+	ctx, rec := startTimings(ctx, c, o)
+	defer func() { err = finishTimings(rec, c, o, err) }()
 	contextWork := filepath.Join(c.KanikoDir, "buildcontext")
 	if !o.podMode {
 		// Never the host's /kaniko: archives and clones go to a directory of this run's own.
@@ -127,6 +130,7 @@ func builderOptions(ctx context.Context, c *Config, o *runOptions, contextDir st
 		builder.WithCleanup(c.Cleanup),
 		builder.WithForceBuildMetadata(c.ForceBuildMetadata),
 		builder.WithExtractRetries(c.ImageFSExtractRetry),
+		builder.WithParallelStages(c.MaxParallelStages),
 	}
 	if o.output != nil {
 		opts = append(opts, builder.WithOutput(o.output))
@@ -139,6 +143,7 @@ func builderOptions(ctx context.Context, c *Config, o *runOptions, contextDir st
 		return nil, err
 	}
 	opts = append(opts, cacheOpts...)
+	opts = append(opts, stateCacheOptions(c, o)...)
 	mountOpts, err := mountOptions(c, o.lookupEnv)
 	if err != nil {
 		return nil, err
@@ -165,6 +170,24 @@ func builderOptions(ctx context.Context, c *Config, o *runOptions, contextDir st
 		opts = append(opts, builder.WithLabels(labels))
 	}
 	return opts, nil
+}
+
+// StateCacheDir is the folder of --cache-dir where a directory-mode build keeps the unpacked
+// layers its roots are mounted from (builder.WithStateCache), so a rebuild unpacks nothing.
+const StateCacheDir = "rootstates"
+
+// stateCacheOptions keeps unpacked layers in --cache-dir for directory-mode builds with the
+// layer cache on (a pod cannot mount the overlays that make them pay off), bounded by
+// --cache-dir-max-size; --cache-dir-layers=false keeps them out, as it keeps built layers out.
+func stateCacheOptions(c *Config, o *runOptions) []builder.Option {
+	if o.podMode || !c.Cache || c.CacheDir == "" || !c.CacheDirLayers {
+		return nil
+	}
+	var opts []builder.StateCacheOption
+	if n, err := cache.ParseSize(c.CacheDirMaxSize); err == nil && n > 0 { // checked by ParseFlags
+		opts = append(opts, builder.StateCacheMaxSize(n))
+	}
+	return []builder.Option{builder.WithStateCache(filepath.Join(c.CacheDir, StateCacheDir), opts...)}
 }
 
 func rootOption(c *Config, o *runOptions) builder.Option {

@@ -73,7 +73,7 @@ func TestFaultCorruptCache(t *testing.T) {
 			}
 			build := func() testenv.PodResult {
 				p := registryPod(t, ctx, "--build-arg", "BASE="+base, "--destination", dest, "--insecure", "--insecure-pull",
-					"--cache", "--cache-repo", cacheRepo, "--cache-dir", "/cache")
+					"--cache", "--cache-repo", cacheRepo, "--cache-dir", "/cache", "--cache-dir-layers=false")
 				p.Mounts = map[string]string{"/cache": c.dir}
 				return runPodWant(t, p, true)
 			}

@@ -104,7 +104,7 @@ func TestFaultDiskFull(t *testing.T) {
 		ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + bigBase + "\nRUN cat /big.bin | wc -c > /size\n"})
 		build := func() dirResult {
 			return runDirectory(t, ctx, filepath.Join(t.TempDir(), "root"), t.TempDir(), "--no-push", "--insecure-pull",
-				"--cache", "--cache-dir", cacheDir, "--cache-repo", "oci:"+filepath.Join(t.TempDir(), "layers"))
+				"--cache", "--cache-dir", cacheDir, "--cache-dir-layers=false", "--cache-repo", "oci:"+filepath.Join(t.TempDir(), "layers"))
 		}
 		small.Fill(t, 4*mib)
 		r := build()

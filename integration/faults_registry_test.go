@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,8 @@ func TestFaultRegistryMidPush(t *testing.T) {
 					return
 				}
 				if res.ExitCode != 0 {
-					t.Fatalf("--push-retry did not carry the push through the registry's restart:\n%s", res.Stderr)
+					t.Fatalf("--push-retry did not carry the push through the registry's restart:\n%s\nthe registry's errors:\n%s",
+						res.Stderr, registryErrors(reg))
 				}
 				if d := digestOf(t, reg, ref); d == oldDigest || d == "" {
 					t.Errorf("after the retried push %s still points at %q", ref, d)
@@ -161,4 +163,19 @@ func (k *registryKiller) wait(t *testing.T) bool {
 		t.Fatal(k.err)
 	}
 	return k.killed
+}
+
+// registryErrors is the registry's own log lines at level error, for a failure's message.
+func registryErrors(reg *testenv.Registry) string {
+	data, err := os.ReadFile(reg.LogFile)
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "level=error") || strings.Contains(l, "panic") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
 }

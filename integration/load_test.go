@@ -237,4 +237,3 @@ func checkLibraryLoadImages(t *testing.T, specs []libraryLoadBuild, res []librar
 		}
 	}
 }
-

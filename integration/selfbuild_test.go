@@ -62,10 +62,11 @@ func TestPodBuildsItsOwnImage(t *testing.T) {
 
 	checkExecutorConfig(t, testenv.Config(t, reg, dest))
 	files := testenv.ExportImage(t, reg, dest)
-	checkExecutorFiles(t, files)
+	checkExecutorFiles(t, files, imageBinaries)
 	rootfs := testenv.UmociUnpack(t, testenv.SkopeoCopyToOCI(t, reg, dest, "debug"), "debug")
 	checkStatic(t, filepath.Join(rootfs, "kaniko/executor"))
 	checkStatic(t, filepath.Join(rootfs, "kaniko/pipeline"))
+	checkStatic(t, filepath.Join(rootfs, "kaniko/warmer"))
 	phase("image checks")
 
 	// The executor from the image builds and pushes an image of its own.
@@ -125,11 +126,14 @@ func checkExecutorConfig(t *testing.T, cf *v1.ConfigFile) {
 	}
 }
 
-// checkExecutorFiles checks the image holds the executor, the pipeline, certificates and busybox, and
+// imageBinaries are the programs deploy/Dockerfile puts in the executor image.
+var imageBinaries = []string{"kaniko/executor", "kaniko/pipeline", "kaniko/warmer"}
+
+// checkExecutorFiles checks the image holds the programs bins, certificates and busybox, and
 // nothing of the build stage.
-func checkExecutorFiles(t *testing.T, files map[string]testenv.FileEntry) {
+func checkExecutorFiles(t *testing.T, files map[string]testenv.FileEntry, bins []string) {
 	t.Helper()
-	for _, bin := range []string{"kaniko/executor", "kaniko/pipeline"} {
+	for _, bin := range bins {
 		exe := file(t, files, bin)
 		if exe.Type != '0' || exe.Mode&0o111 == 0 || exe.Size < 1<<20 {
 			t.Errorf("/%s: type %c mode %o size %d, want an executable file", bin, exe.Type, exe.Mode, exe.Size)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -56,6 +57,9 @@ func (t *transports) For(registry string) (http.RoundTripper, error) {
 	return rt, nil
 }
 
+// cloneIdleTimeout is how long a per-call transport keeps an idle connection.
+const cloneIdleTimeout = 3 * time.Second
+
 // buildTransport applies skip-verify, extra CAs and a client certificate for
 // registry to a clone of the base transport. Without TLS settings the base is
 // used as is, so its connections are reused.
@@ -75,6 +79,10 @@ func (o *options) buildTransport(registry string) (http.RoundTripper, error) {
 		return nil, fmt.Errorf("TLS settings need an *http.Transport base transport, got %T", base)
 	}
 	ht = ht.Clone()
+	// The clone serves one call and no later call reuses its pool: idle connections are closed
+	// soon instead of after the shared pool's 90 s, so a long-lived process using the library
+	// does not keep a pool of connections per build.
+	ht.IdleConnTimeout = cloneIdleTimeout
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ht.TLSClientConfig != nil {
 		cfg = ht.TLSClientConfig.Clone()

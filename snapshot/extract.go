@@ -3,7 +3,6 @@ package snapshot
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/kilnbuild/kiln/internal/sparse"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +23,10 @@ import (
 // uid/gid, xattrs, mtimes; ".wh.<name>" deletes <name>; ".wh..wh..opq" empties the directory
 // of what lower layers put there; a file replaced by a dir (or the reverse) round-trips.
 // Paths with ".." escaping the root are rejected. Ignored paths are left untouched.
+//
+// Directories, small files and symlinks are created by writer goroutines (see
+// WithExtractWorkers) while the layer is read; whatever depends on them (an entry below
+// them, a hardlink, a whiteout) waits for them.
 func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Option) error {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -37,7 +41,12 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 		resolved: map[string]string{},
 		known:    map[string]bool{},
 		fresh:    map[string]bool{},
+		pending:  map[string]*entryJob{},
 		buf:      make([]byte, copyBufferSize),
+	}
+	if n := extractWorkers(&o); n > 1 {
+		e.pool = newWriters(ctx, n)
+		defer e.pool.stop()
 	}
 	e.remover = &remover{ignored: e.ignored, keep: func(p string) bool { return e.written[p] }}
 	tr := tar.NewReader(bufio.NewReaderSize(tarStream, copyBufferSize))
@@ -46,6 +55,9 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+		}
+		if e.pool != nil && e.pool.failed.Load() {
+			return e.pool.error()
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -58,7 +70,20 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 			return fmt.Errorf("extracting %q: %w", hdr.Name, err)
 		}
 	}
+	if err := e.settle(); err != nil {
+		return err
+	}
 	return e.finishDirs()
+}
+
+// beforeRemoval waits for the writers, whose queued work could be below what goes, and
+// forgets the cached facts that the removal makes wrong.
+func (e *extractor) beforeRemoval() error {
+	if err := e.settle(); err != nil {
+		return err
+	}
+	e.forget()
+	return nil
 }
 
 // forget drops every cached fact about the tree: something was removed or a symlink appeared.
@@ -94,6 +119,12 @@ type extractor struct {
 	// changes counts the calls of forget: a directory recorded in dirs at the same count
 	// is still at its path.
 	changes int
+	// pool holds the writer goroutines (nil: everything is written on this one); pending the
+	// jobs dispatched to them by host path, so that resolving paths sees what they will
+	// create (pendingVFS) and what depends on an entry can wait for it.
+	pool       *writers
+	pending    map[string]*entryJob
+	dispatched int
 }
 
 // dirMeta is applied after all entries, since writing children changes a directory's mtime.
@@ -127,7 +158,7 @@ func (e *extractor) resolveDir(img string) (string, error) {
 	if h, ok := e.resolved[img]; ok {
 		return h, nil
 	}
-	h, err := securejoin.SecureJoin(e.root, img)
+	h, err := securejoin.SecureJoinVFS(e.root, img, pendingVFS{e})
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +175,7 @@ func (e *extractor) ensureDir(img string) (string, error) {
 	if e.known[host] {
 		return host, nil
 	}
-	fi, err := os.Lstat(host)
+	fi, err := pendingVFS{e}.Lstat(host)
 	switch {
 	case err == nil && fi.IsDir():
 		e.known[host] = true
@@ -164,6 +195,9 @@ func (e *extractor) ensureDir(img string) (string, error) {
 		return e.ensureDir(resolved)
 	}
 	if _, err := e.ensureDir(parentPath(img)); err != nil {
+		return "", err
+	}
+	if err := e.await(filepath.Dir(host)); err != nil {
 		return "", err
 	}
 	if err := os.Mkdir(host, 0o755); err != nil {
@@ -218,9 +252,15 @@ func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
 	if e.ignored(resolvedImg) {
 		return nil // reached through a symlink into an ignored path
 	}
+	if e.written[resolvedImg] {
+		if err := e.settle(); err != nil { // this layer's earlier entry there may be queued
+			return err
+		}
+	}
 	// In a directory this extraction made, only this layer's own entries can exist.
+	existed := false
 	if !e.fresh[filepath.Dir(host)] || e.written[resolvedImg] {
-		if err := e.replaceExisting(host, resolvedImg, hdr.Typeflag == tar.TypeDir); err != nil {
+		if existed, err = e.replaceExisting(host, resolvedImg, hdr.Typeflag == tar.TypeDir); err != nil {
 			return err
 		}
 	}
@@ -228,24 +268,38 @@ func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
 	e.written[resolvedImg] = true
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(host, 0o700); err != nil {
-			if !errors.Is(err, os.ErrExist) {
-				return err
-			}
-		} else {
+		if !existed {
 			e.fresh[host] = true
 		}
 		e.known[host] = true
+		e.resolved[img], e.resolved[resolvedImg] = host, host // its parent resolved, and not a symlink
+		e.dirs = append(e.dirs, dirMeta{host: host, mode: uint32(hdr.Mode & 0o7777), atime: atimeOf(hdr),
+			mtime: hdr.ModTime, changes: e.changes})
+		return e.dispatch(host, hdr, nil)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if e.pool != nil && hdr.Size >= 0 && hdr.Size <= maxQueuedFile && !sparse.IsSparse(hdr) {
+			data := e.pool.buffer(int(hdr.Size))
+			if _, err := io.ReadFull(content, data); err != nil {
+				return fmt.Errorf("reading the content of %s: %w", host, err)
+			}
+			return e.dispatch(host, hdr, data)
+		}
+		if err := e.await(filepath.Dir(host)); err != nil {
+			return err
+		}
 		return e.writeRegular(host, hdr, content)
 	case tar.TypeSymlink:
 		e.forget()
-		if err := os.Symlink(hdr.Linkname, host); err != nil {
+		return e.dispatch(host, hdr, nil)
+	case tar.TypeLink:
+		if err := e.settle(); err != nil { // its target may be queued
 			return err
 		}
-	case tar.TypeLink:
 		return e.hardlink(host, hdr.Linkname)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if err := e.await(filepath.Dir(host)); err != nil {
+			return err
+		}
 		mode := uint32(hdr.Mode & 0o7777)
 		switch hdr.Typeflag {
 		case tar.TypeChar:
@@ -265,36 +319,39 @@ func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
 	return e.setMetadata(host, hdr)
 }
 
-// replaceExisting removes what is at host unless it is a directory and a directory is wanted.
-func (e *extractor) replaceExisting(host, img string, wantDir bool) error {
+// replaceExisting removes what is at host unless it is a directory and a directory is wanted,
+// and reports whether that directory was kept.
+func (e *extractor) replaceExisting(host, img string, wantDir bool) (bool, error) {
 	fi, err := os.Lstat(host)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if wantDir && fi.IsDir() {
-		return nil
+		return true, nil
 	}
-	e.forget()
+	if err := e.beforeRemoval(); err != nil {
+		return false, err
+	}
 	kept, err := e.remover.removeTree(img, host)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if kept {
-		return fmt.Errorf("cannot replace directory %s: it holds ignored or already extracted paths", img)
+		return false, fmt.Errorf("cannot replace directory %s: it holds ignored or already extracted paths", img)
 	}
-	return nil
+	return false, nil
 }
 
 // writeRegular creates a regular file and sets its owner, xattrs, mode and times through the
 // open descriptor: one path lookup per file instead of one per attribute, and no registration
 // with Go's poller (regular files gain nothing from it).
 func (e *extractor) writeRegular(host string, hdr *tar.Header, content io.Reader) error {
-	fd, err := unix.Open(host, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := createRegular(host)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: host, Err: err}
+		return err
 	}
 	err = e.fillRegular(fd, host, hdr, content)
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
@@ -306,17 +363,17 @@ func (e *extractor) writeRegular(host string, hdr *tar.Header, content io.Reader
 func (e *extractor) fillRegular(fd int, host string, hdr *tar.Header, content io.Reader) error {
 	// The tar reader gives a sparse file's holes as zeros: writing them would let a layer of a
 	// few bytes fill the disk, so they stay holes.
-	sparse := isSparse(hdr)
+	isSparse := sparse.IsSparse(hdr)
 	for {
 		if err := e.ctx.Err(); err != nil {
 			return err
 		}
 		n, rerr := content.Read(e.buf)
 		var err error
-		if sparse {
-			err = writeSparse(fd, e.buf[:n])
+		if isSparse {
+			err = sparse.Write(fd, e.buf[:n])
 		} else {
-			err = writeAll(fd, e.buf[:n])
+			err = sparse.WriteAll(fd, e.buf[:n])
 		}
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", host, err)
@@ -328,11 +385,25 @@ func (e *extractor) fillRegular(fd int, host string, hdr *tar.Header, content io
 			return fmt.Errorf("writing %s: %w", host, rerr)
 		}
 	}
-	if sparse {
+	if isSparse {
 		if err := unix.Ftruncate(fd, hdr.Size); err != nil { // a trailing hole
 			return &os.PathError{Op: "truncate", Path: host, Err: err}
 		}
 	}
+	return regularMetadata(fd, host, hdr)
+}
+
+// createRegular creates a regular file for writing; the last component is never followed.
+func createRegular(host string) (int, error) {
+	fd, err := unix.Open(host, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	return fd, nil
+}
+
+// regularMetadata sets a written file's owner, xattrs, mode and times through its descriptor.
+func regularMetadata(fd int, host string, hdr *tar.Header) error {
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 		return &os.PathError{Op: "fchown", Path: host, Err: err}
 	}
@@ -343,68 +414,15 @@ func (e *extractor) fillRegular(fd int, host string, hdr *tar.Header, content io
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
 		return &os.PathError{Op: "fchmod", Path: host, Err: err}
 	}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	return futimens(fd, host, atime, hdr.ModTime)
+	return futimens(fd, host, atimeOf(hdr), hdr.ModTime)
 }
 
-func writeAll(fd int, b []byte) error {
-	for len(b) > 0 {
-		w, err := unix.Write(fd, b)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return err
-		}
-		b = b[w:]
+// atimeOf is an entry's access time, its modification time when the tar has none.
+func atimeOf(hdr *tar.Header) time.Time {
+	if hdr.AccessTime.IsZero() {
+		return hdr.ModTime
 	}
-	return nil
-}
-
-// holeChunk is the granularity at which writeSparse finds holes.
-const holeChunk = 4096
-
-var zeroChunk [holeChunk]byte
-
-// writeSparse writes b at the descriptor's offset, seeking over runs of all-zero chunks.
-func writeSparse(fd int, b []byte) error {
-	for len(b) > 0 {
-		n := min(len(b), holeChunk)
-		zero := bytes.Equal(b[:n], zeroChunk[:n])
-		for n < len(b) {
-			m := min(len(b)-n, holeChunk)
-			if bytes.Equal(b[n:n+m], zeroChunk[:m]) != zero {
-				break
-			}
-			n += m
-		}
-		if zero {
-			if _, err := unix.Seek(fd, int64(n), io.SeekCurrent); err != nil {
-				return err
-			}
-		} else if err := writeAll(fd, b[:n]); err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// isSparse reports whether the tar reader reads hdr's entry as a sparse file (GNU's pax
-// records, or GNU's old sparse type).
-func isSparse(hdr *tar.Header) bool {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
+	return hdr.AccessTime
 }
 
 func (e *extractor) hardlink(host, linkname string) error {
@@ -425,30 +443,24 @@ func (e *extractor) hardlink(host, linkname string) error {
 	return nil
 }
 
-// setMetadata applies owner, mode (after owner, so setuid survives), xattrs and times.
+// setMetadata applies a device's or fifo's owner, mode (after owner, so setuid survives),
+// xattrs and times.
 func (e *extractor) setMetadata(host string, hdr *tar.Header) error {
+	if err := ownerAndXattrs(host, hdr); err != nil {
+		return err
+	}
+	if err := unix.Chmod(host, uint32(hdr.Mode&0o7777)); err != nil {
+		return &os.PathError{Op: "chmod", Path: host, Err: err}
+	}
+	return setTimes(host, atimeOf(hdr), hdr.ModTime)
+}
+
+// ownerAndXattrs sets an entry's owner and extended attributes, not following a symlink.
+func ownerAndXattrs(host string, hdr *tar.Header) error {
 	if err := unix.Lchown(host, hdr.Uid, hdr.Gid); err != nil {
 		return &os.PathError{Op: "lchown", Path: host, Err: err}
 	}
-	if err := writeXattrs(host, hdr.PAXRecords); err != nil {
-		return err
-	}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	mode := uint32(hdr.Mode & 0o7777)
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		e.dirs = append(e.dirs, dirMeta{host: host, mode: mode, atime: atime, mtime: hdr.ModTime, changes: e.changes})
-		return nil
-	case tar.TypeSymlink:
-	default:
-		if err := unix.Chmod(host, mode); err != nil {
-			return &os.PathError{Op: "chmod", Path: host, Err: err}
-		}
-	}
-	return setTimes(host, atime, hdr.ModTime)
+	return writeXattrs(host, hdr.PAXRecords)
 }
 
 func setTimes(host string, atime, mtime time.Time) error {
@@ -500,13 +512,18 @@ func (e *extractor) whiteout(img string) error {
 	if e.ignored(resolvedImg) || e.written[resolvedImg] {
 		return nil
 	}
-	e.forget()
+	if err := e.beforeRemoval(); err != nil {
+		return err
+	}
 	_, err = e.remover.removeTree(resolvedImg, host)
 	return err
 }
 
 // opaque empties a directory of everything this layer did not write.
 func (e *extractor) opaque(dir string) error {
+	if err := e.settle(); err != nil {
+		return err
+	}
 	host, err := e.resolveDir(dir)
 	if err != nil {
 		return err
@@ -521,7 +538,7 @@ func (e *extractor) opaque(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("opaque marker in %s, which is not a directory", dir)
 	}
-	e.forget()
+	e.forget() // settled above
 	_, err = e.remover.emptyDir(e.imagePathOf(host), host)
 	return err
 }

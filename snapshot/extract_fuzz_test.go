@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kilnbuild/kiln/internal/fuzztar"
 )
@@ -43,19 +46,64 @@ func FuzzExtractEntries(f *testing.F) {
 }
 
 // extractInJail extracts the stream made for a fresh jail (given the path of its outside
-// directory) into the jail's root, and checks the jail.
+// directory) into the jail's root, and checks the jail. It does so twice, on the reading
+// goroutine alone and with three writers: both must fail or succeed alike and leave the
+// same tree.
 func extractInJail(t *testing.T, makeStream func(outside string) []byte) {
-	j := fuzztar.New(t)
-	stream := makeStream(j.Outside)
-	if fuzztar.SparseSize(stream) > maxSparse {
-		t.Skip("sparse files larger than the harness reads")
+	start := time.Now()
+	var trees [2][]string
+	var errs [2]error
+	for i, workers := range []int{1, 3} {
+		j := fuzztar.New(t)
+		stream := makeStream(j.Outside)
+		if fuzztar.SparseSize(stream) > maxSparse {
+			t.Skip("sparse files larger than the harness reads")
+		}
+		ignore := WithIgnore(func(p string) bool { return p == "/ign" })
+		err := Extract(context.Background(), j.Root, bytes.NewReader(stream), ignore, WithExtractWorkers(workers))
+		if err != nil && !strings.HasPrefix(err.Error(), "extracting ") && !strings.HasPrefix(err.Error(), "reading layer tar: ") {
+			t.Errorf("error %q names neither the entry nor the tar", err)
+		}
+		j.Check(t, true, fuzztar.Budget(len(stream)))
+		errs[i], trees[i] = err, comparable(listing(t, j.Root), j, start)
 	}
-	ignore := WithIgnore(func(p string) bool { return p == "/ign" })
-	err := Extract(context.Background(), j.Root, bytes.NewReader(stream), ignore)
-	if err != nil && !strings.HasPrefix(err.Error(), "extracting ") && !strings.HasPrefix(err.Error(), "reading layer tar: ") {
-		t.Errorf("error %q names neither the entry nor the tar", err)
+	if (errs[0] == nil) != (errs[1] == nil) {
+		t.Fatalf("with one goroutine: %v; with three writers: %v", errs[0], errs[1])
 	}
-	j.Check(t, true, fuzztar.Budget(len(stream)))
+	if errs[0] == nil && !slices.Equal(trees[0], trees[1]) {
+		t.Fatalf("one goroutine unpacked\n%s\nthree writers unpacked\n%s", strings.Join(trees[0], "\n"), strings.Join(trees[1], "\n"))
+	}
+}
+
+// comparable makes a listing of a jail's root independent of the jail: its paths are
+// replaced by names, and times set during the run by "now".
+func comparable(lines []string, j *fuzztar.Jail, start time.Time) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		l = strings.ReplaceAll(l, j.Outside, "OUTSIDE")
+		out[i] = strings.ReplaceAll(l, j.Dir, "JAIL")
+	}
+	return timesSince(out, start)
+}
+
+// timesSince replaces in listing lines the times from start on (those of directories that a
+// layer changed without describing them) by "now".
+func timesSince(lines []string, start time.Time) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if k := strings.Index(l, " mtime="); k >= 0 {
+			rest := l[k+len(" mtime="):]
+			end := strings.IndexByte(rest, ' ')
+			if end < 0 {
+				end = len(rest)
+			}
+			if ns, err := strconv.ParseInt(rest[:end], 10, 64); err == nil && ns >= start.Add(-time.Second).UnixNano() {
+				l = l[:k] + " mtime=now" + rest[end:]
+			}
+		}
+		out[i] = l
+	}
+	return out
 }
 
 // entrySeeds are structured inputs (4 bytes an entry, see fuzztar.Entries) for the escapes

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -61,6 +62,7 @@ func newCompressor(out io.Writer, c Compression) (io.WriteCloser, types.MediaTyp
 // writeLayer streams the tar produced by fill into a compressed file in dir, computing the
 // diffID and digest in the same pass.
 func writeLayer(dir string, c Compression, fill func(tar io.Writer) error) (l *Layer, err error) {
+	began := time.Now()
 	f, err := os.CreateTemp(dir, "layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file: %w", err)
@@ -103,6 +105,7 @@ func writeLayer(dir string, c Compression, fill func(tar io.Writer) error) (l *L
 		diffID:    sha256Hash(diffID),
 		size:      counter.n,
 		mediaType: mediaType,
+		writeTime: time.Since(began),
 	}, nil
 }
 

@@ -25,6 +25,7 @@ type options struct {
 	layerDir     string
 	progress     func(entries int, bytes int64)
 	every        int
+	workers      int // Extract's file writers; see WithExtractWorkers
 }
 
 // WithProgress calls f while a layer is written, after every `every` entries, with the

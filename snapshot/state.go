@@ -60,6 +60,9 @@ func lstatRecord(host string) (record, error) {
 		// a directory, its entries, mode, owner and mtime, is compared without it; the one change
 		// this misses is an xattr-only change on a directory.
 		r.ctime = 0
+		// Its link count only mirrors its subdirectories (recorded on their own), and overlayfs
+		// reports 1 once a directory is merged from several layers (a root from the state cache).
+		r.nlink = 0
 	}
 	if r.isSymlink() {
 		target, err := os.Readlink(host)

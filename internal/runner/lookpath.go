@@ -12,6 +12,12 @@ import (
 // has entered it). Names containing a slash are returned unchanged. The
 // error matches Docker's: exec: "foo": executable file not found in $PATH.
 func lookPath(name string, env []string) (string, error) {
+	return lookPathWith(name, env, isExecutable)
+}
+
+// lookPathWith finds name in env's PATH, taking the first absolute entry's candidate for which
+// runnable is true.
+func lookPathWith(name string, env []string, runnable func(candidate string) bool) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
@@ -25,8 +31,7 @@ func lookPath(name string, env []string) (string, error) {
 		if !path.IsAbs(dir) {
 			continue
 		}
-		candidate := path.Join(dir, name)
-		if isExecutable(candidate) {
+		if candidate := path.Join(dir, name); runnable(candidate) {
 			return candidate, nil
 		}
 	}

@@ -147,6 +147,39 @@ func (r *cgroupRoot) pids() map[int]bool {
 	return pids
 }
 
+// kill SIGKILLs every process in the root's cgroups at once by writing
+// cgroup.kill in its cgroup v2 directory (Linux 5.14+; on a hybrid host the
+// unified hierarchy holds every process too). Unlike a signal per pid, it
+// also catches processes forked meanwhile. It reports whether a v2 directory
+// took the request.
+func (r *cgroupRoot) kill() bool {
+	killed := false
+	for _, d := range r.dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0o200); err == nil {
+			killed = true
+		}
+	}
+	return killed
+}
+
+// populated reports whether any live process remains in the root's cgroups:
+// the kernel's own answer (cgroup.events "populated" of v2, which counts no
+// zombie), or, without v2, any pid in cgroup.procs at any depth.
+func (r *cgroupRoot) populated() bool {
+	v2 := false
+	for _, d := range r.dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cgroup.events"))
+		if err != nil {
+			continue
+		}
+		v2 = true
+		if strings.Contains(string(b), "populated 1") {
+			return true
+		}
+	}
+	return !v2 && len(r.pids()) > 0
+}
+
 // remove deletes the root's cgroups, deepest first, once their processes
 // are gone (the kernel frees an emptied cgroup a moment after its last task).
 func (r *cgroupRoot) remove() error {

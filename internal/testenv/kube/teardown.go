@@ -56,7 +56,10 @@ func (s sysctls) restore() (changed []string, err error) {
 
 // procInfo is what teardown needs of a process.
 type procInfo struct {
-	ppid   int
+	ppid int
+	// zombie: the process has exited and holds nothing (no memory, no
+	// namespace, no cgroup) but its pid, until its parent reaps it. A thread
+	// group whose leader is a zombie while other threads still run is not.
 	zombie bool
 	mntID  string
 }
@@ -81,14 +84,23 @@ func processTable() map[int]procInfo {
 		}
 		ppid, _ := strconv.Atoi(rest[1])
 		mnt, _ := os.Readlink("/proc/" + e.Name() + "/ns/mnt")
-		table[pid] = procInfo{ppid: ppid, zombie: rest[0] == "Z", mntID: mnt}
+		zombie := rest[0] == "Z" && threads(pid) <= 1
+		table[pid] = procInfo{ppid: ppid, zombie: zombie, mntID: mnt}
 	}
 	return table
 }
 
+// threads counts the live threads of process pid.
+func threads(pid int) int {
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	return len(tasks)
+}
+
 // nodeProcesses lists the live processes of the node: everything in its mount
 // namespace or its cgroups, and their descendants (containers have mount
-// namespaces of their own; shims leave containerd's process group).
+// namespaces of their own; shims leave containerd's process group). A zombie
+// is not live: it has exited; reaping it is its parent's business (pid 1's,
+// for the double-forked shims and orphaned containers).
 func nodeProcesses(mntID string, cg *cgroupRoot) []int {
 	table := processTable()
 	member := map[int]bool{}
@@ -117,19 +129,31 @@ func nodeProcesses(mntID string, cg *cgroupRoot) []int {
 	return live
 }
 
-// killNode SIGKILLs the node's processes until none is left.
+// killTimeout bounds how long teardown waits for the node's processes to
+// die: SIGKILLed processes end within milliseconds unless stuck in the
+// kernel (an overlay or a FUSE mount being torn down).
+const killTimeout = 20 * time.Second
+
+// killNode kills the node's processes and waits, up to killTimeout, until
+// none is live: all of its cgroups at once through cgroup.kill (cgroup v2),
+// then a SIGKILL to each process left in its mount namespace or cgroups.
+// "Gone" is nodeProcesses' definition (no live process in the namespace, the
+// cgroups or below them) and, where v2 says so, an unpopulated cgroup tree.
 func killNode(mntID string, cg *cgroupRoot) error {
 	var live []int
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(killTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cg != nil {
+			cg.kill()
+		}
 		live = nodeProcesses(mntID, cg)
-		if len(live) == 0 {
+		if len(live) == 0 && (cg == nil || !cg.populated()) {
 			return nil
 		}
 		for _, pid := range live {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	return fmt.Errorf("kube: node processes %v survive SIGKILL", live)
+	return fmt.Errorf("kube: node processes %v survive SIGKILL for %s", live, killTimeout)
 }
 
 // nftTables lists the host's nftables tables ("ip kube-proxy", ...).

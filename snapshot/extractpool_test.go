@@ -1,0 +1,105 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kilnbuild/kiln/internal/decompress"
+)
+
+// TestExtractWorkersMatchOneGoroutine unpacks the same layers on the reading goroutine alone
+// and with writers, and compares the trees: a base of Debian's shape, then a layer that
+// deletes, empties, replaces and links what the base made (and the real Debian base when
+// testenv has cached it).
+func TestExtractWorkersMatchOneGoroutine(t *testing.T) {
+	requireRoot(t)
+	var base bytes.Buffer
+	debianLikeTar(t, &base, 60)
+	layers := [][]byte{base.Bytes(), overLayer(t).Bytes()}
+	if f, err := os.Open(debianTarGz); err == nil && !testing.Short() {
+		r, done, err := decompress.Reader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deb, err := io.ReadAll(r)
+		done()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append([][]byte{deb}, layers...)
+	}
+	start := time.Now()
+	var trees [][]string
+	for _, workers := range []int{1, 3} {
+		root := t.TempDir()
+		for i, l := range layers {
+			if err := Extract(context.Background(), root, bytes.NewReader(l), WithExtractWorkers(workers)); err != nil {
+				t.Fatalf("workers=%d, layer %d: %v", workers, i, err)
+			}
+		}
+		trees = append(trees, timesSince(listing(t, root), start))
+	}
+	for i := 1; i < len(trees); i++ {
+		if !slices.Equal(trees[0], trees[i]) {
+			t.Errorf("the trees differ:\n%s", strings.Join(diffLines(trees[0], trees[i]), "\n"))
+		}
+	}
+	if len(trees[0]) < 400 {
+		t.Fatalf("only %d entries were unpacked", len(trees[0]))
+	}
+}
+
+// overLayer changes what debianLikeTar made: a whiteout of a directory, an opaque directory
+// refilled, a file replaced by a directory and a directory by a symlink, a new file through a
+// symlink, hardlinks, and a file written twice.
+func overLayer(t *testing.T) *bytes.Buffer {
+	mt := time.Unix(1710000000, 0)
+	hdrs := []*tar.Header{
+		{Name: "usr/d00/.wh.s01", Typeflag: tar.TypeReg},
+		{Name: "usr/d00/s02/", Typeflag: tar.TypeDir, Mode: 0o750},
+		{Name: "usr/d00/s02/.wh..wh..opq", Typeflag: tar.TypeReg},
+		{Name: "usr/d00/s02/new", Typeflag: tar.TypeReg, Mode: 0o600, Size: 3},
+		{Name: "usr/d00/s03/f0/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/d00/s03/f0/inner", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+		{Name: "usr/d00/s04", Typeflag: tar.TypeSymlink, Linkname: "s05"},
+		{Name: "usr/d00/s04/through", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+		{Name: "usr/d01/hard", Typeflag: tar.TypeLink, Linkname: "usr/d01/s01/f1"},
+		{Name: "usr/d01/twice", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+		{Name: "usr/d01/twice", Typeflag: tar.TypeReg, Mode: 0o640, Size: 3},
+		{Name: "usr/d01/twice-hard", Typeflag: tar.TypeLink, Linkname: "usr/d01/twice"},
+		{Name: "usr/d01/s09/.wh.f2", Typeflag: tar.TypeReg},
+		{Name: "usr/d01/s09/l0", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+	}
+	content := map[string]string{}
+	for _, h := range hdrs {
+		h.ModTime = mt
+		if h.Size > 0 {
+			content[h.Name] = h.Name[len(h.Name)-3:]
+		}
+	}
+	return buildTar(t, hdrs, content)
+}
+
+// diffLines lists the lines only a or only b holds.
+func diffLines(a, b []string) []string {
+	var out []string
+	for _, l := range a {
+		if !slices.Contains(b, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range b {
+		if !slices.Contains(a, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return out
+}
