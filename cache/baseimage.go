@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kilnbuild/kiln/internal/atomicfile"
 )
 
 // Resolution records that a reference resolved to an image manifest for a platform, and when
@@ -157,27 +158,11 @@ func (c *BaseCache) refPath(ref name.Reference, platform string) string {
 	return filepath.Join(c.dir, "refs", hex.EncodeToString(sum[:])+".json")
 }
 
-// writeBaseFile writes data to a temporary file next to p and renames it into place: readers see
-// the old file or the new one, never a torn one.
+// writeBaseFile writes data to a temporary file next to p (named *.part, unsynced, mode 0600)
+// and renames it into place: readers see the old file or the new one, never a torn one.
 func writeBaseFile(p string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".*.part")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	o := atomicfile.Options{Pattern: filepath.Base(p) + ".*.part", NoSync: true}
+	return atomicfile.WriteWith(p, o, func(w io.Writer) error { _, err := w.Write(data); return err })
 }
 
 // storedImage is an image read from the cache (partial.CompressedImageCore).

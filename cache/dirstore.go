@@ -2,8 +2,6 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kilnbuild/kiln/internal/atomicfile"
 )
 
 // Where Get found an entry (Entry.Source).
@@ -239,13 +238,12 @@ func (s *DirStore) putBlob(ctx context.Context, l v1.Layer, d dirLayer) error {
 // writeBlob writes r to p through a temporary file, keeping it only when its digest and size
 // match.
 func writeBlob(_ context.Context, p string, r io.Reader, want v1.Hash, size int64) error {
-	h := sha256.New()
-	err := writeAtomic(p, func(f *os.File) error {
-		n, err := io.Copy(io.MultiWriter(f, h), r)
+	return writeAtomic(p, func(w io.Writer) error {
+		n, got, err := atomicfile.CopySHA256(w, r)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", want, err)
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != want.Hex {
+		if got != want.Hex {
 			return fmt.Errorf("layer %s: its content (%d bytes) has digest sha256:%s", want, n, got)
 		}
 		if size > 0 && n != size {
@@ -253,7 +251,6 @@ func writeBlob(_ context.Context, p string, r io.Reader, want v1.Hash, size int6
 		}
 		return nil
 	})
-	return err
 }
 
 func (s *DirStore) writeRecord(p string, r dirRecord) error {
@@ -261,38 +258,18 @@ func (s *DirStore) writeRecord(p string, r dirRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(p, func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
+	if err := writeAtomic(p, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
 		return fmt.Errorf("%s: %w", s, err)
 	}
 	return nil
 }
 
-// writeAtomic creates p's directory, lets fill write a temporary file beside p, syncs it and
-// renames it to p. On any error the temporary file is removed and p is left as it was.
-func writeAtomic(p string, fill func(*os.File) error) error {
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(p)+"-*")
-	if err != nil {
-		return err
-	}
-	err = fill(f)
-	if err == nil {
-		err = f.Sync() // renamed only once its bytes are on disk: a crash leaves no empty file
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+// writeAtomic replaces p atomically with what fill writes (mode 0644, synced), through a
+// temporary file named with tmpPrefix, which isTemp recognises. On any error the temporary file
+// is removed and p is left as it was.
+func writeAtomic(p string, fill func(io.Writer) error) error {
+	o := atomicfile.Options{Pattern: tmpPrefix + filepath.Base(p) + "-*", Perm: 0o644}
+	if err := atomicfile.WriteWith(p, o, fill); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil

@@ -326,20 +326,6 @@ func TestChainStore(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"10GB": 10e9, "500MiB": 500 << 20, "1.5G": 15e8, "20Gi": 20 << 30,
-		"4096": 4096, "2 kb": 2000, "1tib": 1 << 40} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "GB", "10XB", "-1", "1.2.3M"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q): no error", in)
-		}
-	}
-}
-
 // BenchmarkLookupHit is a cache hit made ready to unpack: Lookup (which reads the layer once
 // to verify it) and one more read of the blob, as the builder's unpacking does, for a 60 MB
 // layer of random bytes (the bench `warm` workload's first RUN) in a cache repository (a

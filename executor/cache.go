@@ -88,7 +88,7 @@ func localCacheOption(c *Config) (builder.CacheOption, error) {
 	}
 	prune := cache.PruneOptions{AlsoCount: also}
 	if c.CacheDirMaxSize != "" {
-		n, err := cache.ParseSize(c.CacheDirMaxSize)
+		n, err := units.ParseBytes(c.CacheDirMaxSize)
 		if err != nil {
 			return nil, fmt.Errorf("--cache-dir-max-size: %w", err)
 		}
@@ -103,7 +103,7 @@ func describeCaches(c *Config, repo cache.Store) string {
 	if c.CacheDir != "" && c.CacheDirLayers {
 		p := filepath.Join(c.CacheDir, LayerCacheDir)
 		if c.CacheDirMaxSize != "" {
-			n, _ := cache.ParseSize(c.CacheDirMaxSize)
+			n, _ := units.ParseBytes(c.CacheDirMaxSize)
 			p += " (at most " + units.Bytes(n) + " with base images)"
 		}
 		parts = append(parts, p)

@@ -10,8 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/builder"
-	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/registry"
 	"github.com/kilnbuild/kiln/snapshot"
 )
@@ -184,7 +184,7 @@ func stateCacheOptions(c *Config, o *runOptions) []builder.Option {
 		return nil
 	}
 	var opts []builder.StateCacheOption
-	if n, err := cache.ParseSize(c.CacheDirMaxSize); err == nil && n > 0 { // checked by ParseFlags
+	if n, err := units.ParseBytes(c.CacheDirMaxSize); err == nil && n > 0 { // checked by ParseFlags
 		opts = append(opts, builder.StateCacheMaxSize(n))
 	}
 	return []builder.Option{builder.WithStateCache(filepath.Join(c.CacheDir, StateCacheDir), opts...)}

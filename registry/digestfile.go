@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/internal/atomicfile"
 )
 
 // WriteDigestFile writes the image digest ("sha256:...", no newline) to path
@@ -45,7 +46,7 @@ func writeNames(what, path string, destinations []string, d v1.Hash, withTag boo
 }
 
 func writeText(what, path, text string) error {
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := io.WriteString(w, text)
 		return err
 	})

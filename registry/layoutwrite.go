@@ -2,8 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/kilnbuild/kiln/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +40,7 @@ func AddToOCILayout(dir string, img v1.Image, refNames ...string) error {
 	}
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), func(w io.Writer) error {
+		if err := atomicfile.Write(filepath.Join(dir, "oci-layout"), 0o644, func(w io.Writer) error {
 			_, err := io.WriteString(w, `{"imageLayoutVersion":"1.0.0"}`)
 			return err
 		}); err != nil {
@@ -142,13 +141,12 @@ func writeBlob(dir string, d v1.Hash, size int64, open func() (io.ReadCloser, er
 		return err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	return writeFileAtomic(path, func(w io.Writer) error {
-		n, err := io.Copy(io.MultiWriter(w, h), rc)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		n, got, err := atomicfile.CopySHA256(w, rc)
 		if err != nil {
 			return err
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex || n != size {
+		if got != d.Hex || n != size {
 			return fmt.Errorf("content read (%d bytes, sha256:%s) does not match the digest (%d bytes)", n, got, size)
 		}
 		return nil
@@ -184,7 +182,7 @@ func updateLayoutIndex(dir string, desc v1.Descriptor, refNames []string) error 
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(out)
 		return err
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/kilnbuild/kiln/internal/atomicfile"
 )
 
 // PlaceholderTag is the tag a tarball gets when no destination is given. It
@@ -29,7 +30,7 @@ func WriteTarball(path string, img v1.Image, tags []string) error {
 		}
 		refs[tag] = img
 	}
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		return tarball.MultiRefWrite(refs, w)
 	})
 	if err != nil {

@@ -19,3 +19,17 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"10GB": 10e9, "500MiB": 500 << 20, "1.5G": 15e8, "20Gi": 20 << 30,
+		"4096": 4096, "2 kb": 2000, "1tib": 1 << 40} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GB", "10XB", "-1", "1.2.3M"} {
+		if _, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q): no error", in)
+		}
+	}
+}
