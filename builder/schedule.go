@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/runner"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -509,7 +510,7 @@ func chrootable(cmds []instructions.Command) (int, bool) {
 func (b *build) externalFroms(j int) []string {
 	var out []string
 	for _, c := range b.df.Stages[j].Commands {
-		for _, from := range readsFrom(c) {
+		for _, from := range dockerfile.ReadsFrom(c) {
 			if _, isStage := b.stageIndex(from, j); !isStage {
 				out = append(out, from)
 			}

@@ -329,32 +329,13 @@ func (b *build) stageDeps(j int) stageDependencies {
 		deps.base = base.Stage
 	}
 	for _, c := range b.df.Stages[j].Commands {
-		for _, from := range readsFrom(c) {
+		for _, from := range dockerfile.ReadsFrom(c) {
 			if i, ok := b.stageIndex(from, j); ok {
 				deps.from[i] = true
 			}
 		}
 	}
 	return deps
-}
-
-// readsFrom lists the stages or images an instruction reads files from: COPY --from, and the
-// from= of a RUN's mounts (which the parser knows before expansion).
-func readsFrom(c instructions.Command) []string {
-	var out []string
-	switch c := c.(type) {
-	case *instructions.CopyCommand:
-		if c.From != "" {
-			out = append(out, c.From)
-		}
-	case *instructions.RunCommand:
-		for _, m := range instructions.GetMounts(c) {
-			if m.From != "" {
-				out = append(out, m.From)
-			}
-		}
-	}
-	return out
 }
 
 // stageIndex resolves a COPY --from value to an earlier stage of stage j, by name or index.

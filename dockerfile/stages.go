@@ -79,20 +79,7 @@ func (d *Dockerfile) dependencies(i int, meta *Vars) ([]int, error) {
 	}
 	lex := shell.NewLex(d.Escape)
 	for _, cmd := range d.Stages[i].Commands {
-		var froms []string
-		switch c := cmd.(type) {
-		case *instructions.CopyCommand:
-			if c.From != "" {
-				froms = append(froms, c.From)
-			}
-		case *instructions.RunCommand:
-			for _, m := range instructions.GetMounts(c) {
-				if m.From != "" {
-					froms = append(froms, m.From)
-				}
-			}
-		}
-		for _, from := range froms {
+		for _, from := range ReadsFrom(cmd) {
 			name, _, err := lex.ProcessWord(from, meta)
 			if err != nil {
 				return nil, at(d.Name, lineOf(cmd), fmt.Errorf("--from=%s: %w", from, err))
@@ -107,6 +94,25 @@ func (d *Dockerfile) dependencies(i int, meta *Vars) ([]int, error) {
 		}
 	}
 	return deps, nil
+}
+
+// ReadsFrom lists the stages or images an instruction reads files from, unexpanded: the
+// --from of a COPY, and the from= of a RUN's mounts (which the parser knows before expansion).
+func ReadsFrom(cmd instructions.Command) []string {
+	var out []string
+	switch c := cmd.(type) {
+	case *instructions.CopyCommand:
+		if c.From != "" {
+			out = append(out, c.From)
+		}
+	case *instructions.RunCommand:
+		for _, m := range instructions.GetMounts(c) {
+			if m.From != "" {
+				out = append(out, m.From)
+			}
+		}
+	}
+	return out
 }
 
 // FromStage resolves a COPY --from / RUN --mount from= value (already

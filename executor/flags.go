@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kilnbuild/kiln/cache"
+	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/spf13/pflag"
 )
 
@@ -102,12 +102,8 @@ const DefaultKanikoDir = "/kaniko"
 func ParseFlags(args []string) (*Config, error) {
 	c := &Config{}
 	fs := NewFlagSet(c)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagSet(fs, args, "the executor takes flags only"); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: the executor takes flags only", fs.Arg(0))
 	}
 	c.Warnings = c.ApplyDeprecated()
 	c.cacheDirGiven = fs.Changed("cache-dir")
@@ -115,6 +111,19 @@ func ParseFlags(args []string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseFlagSet parses args with fs, which takes flags only: a positional argument is an error,
+// whose text ends with flagsOnly. Usage and errors are not printed.
+func parseFlagSet(fs *pflag.FlagSet, args []string, flagsOnly string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %s", fs.Arg(0), flagsOnly)
+	}
+	return nil
 }
 
 // DefaultCacheDir is --cache-dir's default, Kaniko's: a build pod's cache volume. In directory
@@ -147,9 +156,27 @@ func NewFlagSet(c *Config) *pflag.FlagSet {
 }
 
 func addRegistryFlags(fs *pflag.FlagSet, c *Config) {
-	fs.BoolVar(&c.Insecure, "insecure", false, "Push to insecure registries over plain HTTP")
+	addRegistryTLSFlags(fs, c, registryFlagHelp{
+		insecure:      "Push to insecure registries over plain HTTP",
+		skipTLSVerify: "Push without verifying TLS certificates",
+		fallback:      "Fail instead of falling back to Docker Hub when every mirror fails",
+	})
+	fs.BoolVar(&c.NoPush, "no-push", os.Getenv("KANIKO_NO_PUSH") == "true", "Build the image without pushing it")
+	fs.BoolVar(&c.NoPushCache, "no-push-cache", false, "Do not push cache layers")
+}
+
+// registryFlagHelp holds the help texts of the registry flags that differ between the executor,
+// which pushes, and the warmer, which only pulls.
+type registryFlagHelp struct {
+	insecure, skipTLSVerify, fallback string
+}
+
+// addRegistryTLSFlags registers the registry and TLS flags the executor and the warmer share
+// (--insecure ... --skip-default-registry-fallback), bound to c.
+func addRegistryTLSFlags(fs *pflag.FlagSet, c *Config, help registryFlagHelp) {
+	fs.BoolVar(&c.Insecure, "insecure", false, help.insecure)
 	fs.BoolVar(&c.InsecurePull, "insecure-pull", false, "Pull from insecure registries over plain HTTP")
-	fs.BoolVar(&c.SkipTLSVerify, "skip-tls-verify", false, "Push without verifying TLS certificates")
+	fs.BoolVar(&c.SkipTLSVerify, "skip-tls-verify", false, help.skipTLSVerify)
 	fs.BoolVar(&c.SkipTLSVerifyPull, "skip-tls-verify-pull", false, "Pull without verifying TLS certificates")
 	fs.StringArrayVar(&c.InsecureRegistries, "insecure-registry", nil, "Registry to use over plain HTTP; repeatable")
 	fs.StringArrayVar(&c.SkipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry whose TLS certificate is not verified; repeatable")
@@ -157,9 +184,24 @@ func addRegistryFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringArrayVar(&c.RegistryClientCerts, "registry-client-cert", nil, "host=cert,key client certificate for that registry; repeatable")
 	fs.StringArrayVar(&c.RegistryMirrors, "registry-mirror", envList(envRegistryMirror), "Mirror for Docker Hub images; repeatable")
 	fs.StringArrayVar(&c.RegistryMaps, "registry-map", envList(envRegistryMap), "original=replacement registry rewrite; repeatable")
-	fs.BoolVar(&c.SkipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Fail instead of falling back to Docker Hub when every mirror fails")
-	fs.BoolVar(&c.NoPush, "no-push", os.Getenv("KANIKO_NO_PUSH") == "true", "Build the image without pushing it")
-	fs.BoolVar(&c.NoPushCache, "no-push-cache", false, "Do not push cache layers")
+	fs.BoolVar(&c.SkipDefaultRegistryFallback, "skip-default-registry-fallback", false, help.fallback)
+}
+
+// addLogFlags registers --verbosity (-v), --log-format and --log-timestamp, shared by the
+// executor and the warmer.
+func addLogFlags(fs *pflag.FlagSet, verbosity, format *string, timestamp *bool) {
+	fs.StringVarP(verbosity, "verbosity", "v", "info", "Log level: trace, debug, info, warn, error, fatal, panic")
+	fs.StringVar(format, "log-format", "color", "Log format: text, color or json")
+	fs.BoolVar(timestamp, "log-timestamp", false, "Timestamp every log line")
+}
+
+// validateLogFormat checks a --log-format value.
+func validateLogFormat(format string) error {
+	switch format {
+	case "text", "color", "json":
+		return nil
+	}
+	return fmt.Errorf("--log-format=%s: must be text, color or json", format)
 }
 
 func addOutputFlags(fs *pflag.FlagSet, c *Config) {
@@ -179,9 +221,7 @@ func addBuildFlags(fs *pflag.FlagSet, c *Config) {
 	fs.BoolVar(&c.IgnoreVarRun, "ignore-var-run", true, "Leave /var/run out of the image")
 	fs.StringArrayVar(&c.IgnorePaths, "ignore-path", nil, "Path to leave out of the image and untouched; repeatable")
 	fs.StringVar(&c.KanikoDir, "kaniko-dir", envOr("KANIKO_DIR", DefaultKanikoDir), "The executor's own directory")
-	fs.StringVarP(&c.Verbosity, "verbosity", "v", "info", "Log level: trace, debug, info, warn, error, fatal, panic")
-	fs.StringVar(&c.LogFormat, "log-format", "color", "Log format: text, color or json")
-	fs.BoolVar(&c.LogTimestamp, "log-timestamp", false, "Timestamp every log line")
+	addLogFlags(fs, &c.Verbosity, &c.LogFormat, &c.LogTimestamp)
 	fs.BoolVar(&c.SkipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs (always done; accepted for compatibility)")
 	fs.BoolVar(&c.ForceBuildMetadata, "force-build-metadata", false, "Give metadata-only instructions a layer")
 	fs.StringVar(&c.Compression, "compression", "gzip", "Layer compression: gzip or zstd")
@@ -284,10 +324,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--compression=%s: must be gzip or zstd", c.Compression)
 	}
-	switch c.LogFormat {
-	case "text", "color", "json":
-	default:
-		return fmt.Errorf("--log-format=%s: must be text, color or json", c.LogFormat)
+	if err := validateLogFormat(c.LogFormat); err != nil {
+		return err
 	}
 	if !c.NoPush && len(c.Destinations) == 0 && c.TarPath == "" && c.OCILayoutPath == "" {
 		return fmt.Errorf("no --destination given: name one, or use --no-push")
@@ -317,7 +355,7 @@ func (c *Config) validateOutputs() error {
 		return fmt.Errorf("--cache with --no-push needs --cache-repo or --cache-dir: the cache repository cannot be inferred from a destination")
 	}
 	if c.CacheDirMaxSize != "" {
-		if _, err := cache.ParseSize(c.CacheDirMaxSize); err != nil {
+		if _, err := units.ParseBytes(c.CacheDirMaxSize); err != nil {
 			return fmt.Errorf("--cache-dir-max-size: %w", err)
 		}
 	}

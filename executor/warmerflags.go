@@ -2,7 +2,6 @@ package executor
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/kilnbuild/kiln/dockerfile"
@@ -35,12 +34,8 @@ type WarmerConfig struct {
 func ParseWarmerFlags(args []string) (*WarmerConfig, error) {
 	c := &WarmerConfig{}
 	fs := NewWarmerFlagSet(c)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagSet(fs, args, "the warmer takes flags only (--image IMAGE)"); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: the warmer takes flags only (--image IMAGE)", fs.Arg(0))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -61,22 +56,14 @@ func NewWarmerFlagSet(c *WarmerConfig) *pflag.FlagSet {
 	fs.StringVar(&c.CustomPlatform, "custom-platform", "", "Platform to cache images for, os/arch[/variant] (default: this machine's)")
 	fs.StringVar(&c.CustomPlatform, "customPlatform", "", "Kaniko's warmer spelling of --custom-platform")
 	_ = fs.MarkHidden("customPlatform")
-	fs.StringVarP(&c.Verbosity, "verbosity", "v", "info", "Log level: trace, debug, info, warn, error, fatal, panic")
-	fs.StringVar(&c.LogFormat, "log-format", "color", "Log format: text, color or json")
-	fs.BoolVar(&c.LogTimestamp, "log-timestamp", false, "Timestamp every log line")
+	addLogFlags(fs, &c.Verbosity, &c.LogFormat, &c.LogTimestamp)
 
 	r := &c.Registry
-	fs.BoolVar(&r.Insecure, "insecure", false, "Pull from insecure registries over plain HTTP (the warmer only pulls: same as --insecure-pull)")
-	fs.BoolVar(&r.InsecurePull, "insecure-pull", false, "Pull from insecure registries over plain HTTP")
-	fs.BoolVar(&r.SkipTLSVerify, "skip-tls-verify", false, "Pull without verifying TLS certificates (same as --skip-tls-verify-pull)")
-	fs.BoolVar(&r.SkipTLSVerifyPull, "skip-tls-verify-pull", false, "Pull without verifying TLS certificates")
-	fs.StringArrayVar(&r.InsecureRegistries, "insecure-registry", nil, "Registry to use over plain HTTP; repeatable")
-	fs.StringArrayVar(&r.SkipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry whose TLS certificate is not verified; repeatable")
-	fs.StringArrayVar(&r.RegistryCertificates, "registry-certificate", nil, "host=path of a CA certificate for that registry; repeatable")
-	fs.StringArrayVar(&r.RegistryClientCerts, "registry-client-cert", nil, "host=cert,key client certificate for that registry; repeatable")
-	fs.StringArrayVar(&r.RegistryMirrors, "registry-mirror", envList(envRegistryMirror), "Mirror for Docker Hub images; repeatable")
-	fs.StringArrayVar(&r.RegistryMaps, "registry-map", envList(envRegistryMap), "original=replacement registry rewrite; repeatable")
-	fs.BoolVar(&r.SkipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Fail instead of falling back to the original registry when every mirror fails")
+	addRegistryTLSFlags(fs, r, registryFlagHelp{
+		insecure:      "Pull from insecure registries over plain HTTP (the warmer only pulls: same as --insecure-pull)",
+		skipTLSVerify: "Pull without verifying TLS certificates (same as --skip-tls-verify-pull)",
+		fallback:      "Fail instead of falling back to the original registry when every mirror fails",
+	})
 	fs.IntVar(&r.ImageDownloadRetry, "image-download-retry", 0, "Retries for pulling an image")
 	return fs
 }
@@ -89,10 +76,8 @@ func (c *WarmerConfig) Validate() error {
 	if c.CacheDir == "" {
 		return fmt.Errorf("--cache-dir is empty")
 	}
-	switch c.LogFormat {
-	case "text", "color", "json":
-	default:
-		return fmt.Errorf("--log-format=%s: must be text, color or json", c.LogFormat)
+	if err := validateLogFormat(c.LogFormat); err != nil {
+		return err
 	}
 	if c.CustomPlatform != "" {
 		if _, err := dockerfile.ParsePlatform(c.CustomPlatform); err != nil {
