@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -136,6 +137,10 @@ func (b *build) run(ctx context.Context, src dockerfile.Source) (img v1.Image, e
 	if err := b.prepareDirs(); err != nil {
 		return nil, err
 	}
+	// The image's trees go where the file system has room, not into the groups a deleted tree
+	// (the previous pod's, the previous stage's) just freed: see dirspread. Side roots and
+	// unpacked --from images get the same (freshDir).
+	defer dirspread.Children(b.root)()
 	if b.cacheOn() {
 		b.cacheWrites = newCacheWriter(ctx, b.warn)
 		defer b.cacheWrites.wait(b.o.cache.writeTimeout)

@@ -358,10 +358,7 @@ func (b *build) fromDir(ctx context.Context, s *stageState, from string) (string
 
 // extractFresh unpacks img into an empty dir.
 func (b *build) extractFresh(ctx context.Context, img v1.Image, dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := freshDir(dir); err != nil {
 		return err
 	}
 	return b.extractImage(ctx, img, dir)

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kilnbuild/kiln/dockerfile"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/internal/runner"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -519,10 +520,14 @@ func (b *build) externalFroms(j int) []string {
 	return out
 }
 
-// freshDir makes dir an empty directory.
+// freshDir makes dir an empty directory whose trees are spread like the root's (dirspread).
 func freshDir(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	return os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dirspread.Children(dir)
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/internal/decompress"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,11 +191,16 @@ func BenchmarkUnpackDebianRounds(b *testing.B) {
 	}
 	b.StopTimer()
 	for k, w := range ways {
-		slices.Sort(took[k])
-		name := strings.ReplaceAll(w.name, "/", "-")
-		b.ReportMetric(took[k][len(took[k])/2].Seconds(), name+"-s")
-		b.ReportMetric(took[k][0].Seconds(), name+"-min-s")
+		reportRounds(b, w.name, took[k])
 	}
+}
+
+// reportRounds reports the median and the fastest of one way's times, in seconds.
+func reportRounds(b *testing.B, way string, took []time.Duration) {
+	slices.Sort(took)
+	name := strings.ReplaceAll(way, "/", "-")
+	b.ReportMetric(took[len(took)/2].Seconds(), name+"-s")
+	b.ReportMetric(took[0].Seconds(), name+"-min-s")
 }
 
 // unpackWay is one way of making the layer's tree in a fresh directory.
@@ -333,4 +339,84 @@ func BenchmarkDecompressDebian(b *testing.B) {
 			b.ReportMetric(float64(fi.Size())/float64(l.size), "ratio")
 		})
 	}
+}
+
+// BenchmarkUnpackAfterDeletion is a pod's rebuild on a node that just deleted the previous
+// pod's root: each round unpacks the layer into a scratch tree and deletes it, then times one
+// way of unpacking it into a fresh root, then deletes that too. On ext4 without a journal the
+// freed inodes are skipped, slowly, for a minute (see internal/dirspread); the spread ways set
+// the root's top-directory flag first, as the builder does. Metrics as in
+// BenchmarkUnpackDebianRounds: -bench UnpackAfterDeletion -benchtime 3x.
+func BenchmarkUnpackAfterDeletion(b *testing.B) {
+	requireRoot(b)
+	work := b.TempDir()
+	l := loadBenchLayer(b, work)
+	b.Logf("layer: %s, %d MB as plain tar", l.what, l.size>>20)
+	ways := afterDeletionWays(l)
+	took := make([][]time.Duration, len(ways))
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range ways {
+			k = (k + i) % len(ways)
+			n++
+			prev := filepath.Join(work, fmt.Sprint("prev", n))
+			if err := unpackFile(l.plain, prev, 4); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.RemoveAll(prev); err != nil {
+				b.Fatal(err)
+			}
+			dst := filepath.Join(work, fmt.Sprint("out", n))
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if ways[k].spread {
+				dirspread.Children(dst)
+			}
+			start := time.Now()
+			if err := ways[k].run(dst); err != nil {
+				b.Fatal(err)
+			}
+			took[k] = append(took[k], time.Since(start))
+			if err := os.RemoveAll(dst); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	for k, w := range ways {
+		reportRounds(b, w.name, took[k])
+	}
+}
+
+// deletionWay is one way of BenchmarkUnpackAfterDeletion: spread sets the root's
+// top-directory flag before run unpacks into it.
+type deletionWay struct {
+	name   string
+	spread bool
+	run    func(dst string) error
+}
+
+func afterDeletionWays(l *benchLayer) []deletionWay {
+	var ways []deletionWay
+	for _, form := range []string{"gzip", "zstd", "plain"} {
+		for _, spread := range []bool{false, true} {
+			name := "kiln/" + form + "/workers=4"
+			if spread {
+				name += "/spread"
+			}
+			ways = append(ways, deletionWay{name: name, spread: spread, run: func(dst string) error { return unpackFile(l.path(form), dst, 4) }})
+		}
+	}
+	if _, err := exec.LookPath("tar"); err == nil {
+		ways = append(ways, deletionWay{name: "gnutar/plain", run: func(dst string) error {
+			out, err := exec.Command("tar", "--numeric-owner", "-xf", l.plain, "-C", dst).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("tar: %v\n%s", err, out)
+			}
+			return nil
+		}})
+	}
+	return ways
 }

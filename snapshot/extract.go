@@ -14,6 +14,7 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/internal/sparse"
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,7 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 		e.pool = newWriters(ctx, n)
 		defer e.pool.stop()
 	}
+	e.spread = dirspread.Set(e.root)
 	e.remover = &remover{ignored: e.ignored, keep: func(p string) bool { return e.written[p] }}
 	tr := tar.NewReader(bufio.NewReaderSize(tarStream, copyBufferSize))
 	for n := 0; ; n++ {
@@ -125,6 +127,21 @@ type extractor struct {
 	pool       *writers
 	pending    map[string]*entryJob
 	dispatched int
+	// spread says the root asks for its top-level directories to be spread (dirspread.Set).
+	spread bool
+}
+
+// spreadsAt reports whether the directory host is created with dirspread.Mkdir.
+func (e *extractor) spreadsAt(host string) bool { return e.spread && filepath.Dir(host) == e.root }
+
+func (e *extractor) mkdir(host string) error {
+	if e.spreadsAt(host) {
+		if err := dirspread.Mkdir(host, 0o755); err != nil {
+			return &os.PathError{Op: "mkdir", Path: host, Err: err}
+		}
+		return nil
+	}
+	return os.Mkdir(host, 0o755)
 }
 
 // dirMeta is applied after all entries, since writing children changes a directory's mtime.
@@ -200,7 +217,7 @@ func (e *extractor) ensureDir(img string) (string, error) {
 	if err := e.await(filepath.Dir(host)); err != nil {
 		return "", err
 	}
-	if err := os.Mkdir(host, 0o755); err != nil {
+	if err := e.mkdir(host); err != nil {
 		if !errors.Is(err, os.ErrExist) {
 			return "", err
 		}

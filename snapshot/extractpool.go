@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/internal/sparse"
 	"golang.org/x/sys/unix"
 )
@@ -56,13 +57,15 @@ type entryJob struct {
 	hdr   *tar.Header
 	data  []byte    // a regular file's content
 	after *entryJob // the job creating host's directory, when it was queued at dispatch
-	done  chan struct{}
+	// spread creates a directory with dirspread.Mkdir (a top-level one of a spread root).
+	spread bool
+	done   chan struct{}
 }
 
 func (j *entryJob) run() error {
 	switch j.hdr.Typeflag {
 	case tar.TypeDir:
-		if err := unix.Mkdir(j.host, 0o700); err != nil && err != unix.EEXIST {
+		if err := j.mkdir(); err != nil && err != unix.EEXIST {
 			return &os.PathError{Op: "mkdir", Path: j.host, Err: err}
 		}
 		return ownerAndXattrs(j.host, j.hdr) // mode and times once the content is in
@@ -89,6 +92,13 @@ func (j *entryJob) run() error {
 		err = &os.PathError{Op: "close", Path: j.host, Err: cerr}
 	}
 	return err
+}
+
+func (j *entryJob) mkdir() error {
+	if j.spread {
+		return dirspread.Mkdir(j.host, 0o700)
+	}
+	return unix.Mkdir(j.host, 0o700)
 }
 
 // writers runs entry jobs on goroutines, one queue each. The entries of one directory, and
@@ -222,7 +232,7 @@ var errStopped = fmt.Errorf("extraction stopped")
 // dispatch creates a directory, small file or symlink: on a writer when there are writers
 // (the reading goroutine goes on with the next entries), at once when there are none.
 func (e *extractor) dispatch(host string, hdr *tar.Header, data []byte) error {
-	j := &entryJob{host: host, hdr: hdr, data: data}
+	j := &entryJob{host: host, hdr: hdr, data: data, spread: e.spreadsAt(host)}
 	if e.pool == nil {
 		return j.run()
 	}

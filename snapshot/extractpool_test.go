@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/internal/decompress"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 )
 
 // TestExtractWorkersMatchOneGoroutine unpacks the same layers on the reading goroutine alone
 // and with writers, and compares the trees: a base of Debian's shape, then a layer that
 // deletes, empties, replaces and links what the base made (and the real Debian base when
-// testenv has cached it).
+// testenv has cached it). Each is unpacked again into a root whose top-level directories are
+// spread (dirspread): the trees must not differ, and no temporary name may be left.
 func TestExtractWorkersMatchOneGoroutine(t *testing.T) {
 	requireRoot(t)
 	var base bytes.Buffer
@@ -38,11 +40,17 @@ func TestExtractWorkersMatchOneGoroutine(t *testing.T) {
 	}
 	start := time.Now()
 	var trees [][]string
-	for _, workers := range []int{1, 3} {
+	for _, run := range []struct {
+		workers int
+		spread  bool
+	}{{1, false}, {3, false}, {1, true}, {3, true}} {
 		root := t.TempDir()
+		if run.spread {
+			defer dirspread.Children(root)()
+		}
 		for i, l := range layers {
-			if err := Extract(context.Background(), root, bytes.NewReader(l), WithExtractWorkers(workers)); err != nil {
-				t.Fatalf("workers=%d, layer %d: %v", workers, i, err)
+			if err := Extract(context.Background(), root, bytes.NewReader(l), WithExtractWorkers(run.workers)); err != nil {
+				t.Fatalf("workers=%d spread=%v, layer %d: %v", run.workers, run.spread, i, err)
 			}
 		}
 		trees = append(trees, timesSince(listing(t, root), start))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,6 +44,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("root state cache %s: %w", dir, err)
 		}
 	}
+	dirspread.Children(filepath.Join(s.dir, "tmp")) // each layer is unpacked under tmp first
 	f, err := lockFile(filepath.Join(s.dir, "lock"), unix.LOCK_SH)
 	if err != nil {
 		return nil, fmt.Errorf("root state cache %s: %w", dir, err)
