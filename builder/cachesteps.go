@@ -177,14 +177,14 @@ func (b *build) pruneLocal(s *cache.DirStore) {
 		b.warn("pruning the local layer cache %s failed (the build goes on): %v", s, err)
 		return
 	}
-	if res.Removed > 0 || res.RemovedBlobs > 0 || opts.MaxSize > 0 {
+	if res.Removed > 0 || res.RemovedBlobs > 0 || res.RemovedForms > 0 || opts.MaxSize > 0 {
 		bound := ""
 		if opts.MaxSize > 0 {
 			bound = " of at most " + units.Bytes(opts.MaxSize)
 		}
 		b.o.reporter.Report(Event{Kind: EventNote, Time: time.Now(), Duration: time.Since(start), Message: fmt.Sprintf(
-			"local layer cache %s: %d entries kept, %d removed with %d blobs (%s freed); the cache directory holds %s%s "+
-				"(base images %s) (%s)", s, res.Entries, res.Removed, res.RemovedBlobs, units.Bytes(res.Freed),
+			"local layer cache %s: %d entries kept, %d removed with %d blobs, %d base layer unpack forms removed (%s freed); "+
+				"the cache directory holds %s%s (base images %s) (%s)", s, res.Entries, res.Removed, res.RemovedBlobs, res.RemovedForms, units.Bytes(res.Freed),
 			units.Bytes(res.Size), bound, units.Bytes(res.Other), time.Since(start).Round(time.Millisecond))})
 	}
 	if res.OverBoundLeft {

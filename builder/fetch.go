@@ -31,6 +31,17 @@ type fetchedLayer struct {
 	took   time.Duration
 	err    error
 	done   chan struct{}
+	// form is the layer's unpack form, when the base image cache keeps it (formLayer): read
+	// instead of the blob, which is then neither fetched nor checked.
+	form io.ReadCloser
+}
+
+// formLayer is a base layer whose cache may keep its unpack form: its tar as zstd, which
+// unpacks faster than the registry's gzip blob (see cache.BaseCache.OpenForm).
+type formLayer interface {
+	OpenForm() (io.ReadCloser, bool)
+	RemoveForm(why error)
+	NewForm() *cache.FormWriter
 }
 
 // localLayer is a layer whose blob may already be a file here (a layer this build wrote, or a
@@ -39,14 +50,21 @@ type localLayer interface{ Path() string }
 
 // prefetch starts downloading every remote layer's compressed blob into dir, a few at a time,
 // so that pulls run concurrently and overlap the extraction of earlier layers. The caller
-// extracts the layers in order, waiting on each one's done channel.
-func prefetch(ctx context.Context, layers []v1.Layer, dir string) []*fetchedLayer {
+// extracts the layers in order, waiting on each one's done channel. With forms, a layer whose
+// unpack form is kept is read from it.
+func prefetch(ctx context.Context, layers []v1.Layer, dir string, forms bool) []*fetchedLayer {
 	out := make([]*fetchedLayer, len(layers))
 	sem := make(chan struct{}, fetchJobs)
 	var wg sync.WaitGroup
 	for i, l := range layers {
 		f := &fetchedLayer{layer: l, done: make(chan struct{})}
 		out[i] = f
+		if fl, ok := l.(formLayer); ok && forms {
+			if f.form, ok = fl.OpenForm(); ok {
+				close(f.done)
+				continue
+			}
+		}
 		if ll, ok := l.(localLayer); ok && ll.Path() != "" {
 			close(f.done)
 			continue
@@ -143,6 +161,9 @@ func (f *fetchedLayer) diffID() v1.Hash {
 func cleanupFetched(fs []*fetchedLayer) {
 	for _, f := range fs {
 		<-f.done
+		if f.form != nil {
+			f.form.Close()
+		}
 		if f.path != "" {
 			os.Remove(f.path)
 		}

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/kilnbuild/kiln/buildcontext"
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/dockerfile"
 	"github.com/kilnbuild/kiln/internal/units"
 	"github.com/kilnbuild/kiln/snapshot"
@@ -268,30 +270,65 @@ func (b *build) prepareRoot(ctx context.Context, idx int, base dockerfile.Base, 
 	return true, nil
 }
 
-// extractImage unpacks every layer of img into dir, in order.
+// extractImage unpacks every layer of img into dir, in order, from the unpack forms the base
+// image cache keeps where it has them. Should one turn out damaged, it is removed and the image
+// unpacked again from its blobs, since dir then holds part of a wrong layer.
 func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) error {
 	layers, err := img.Layers()
 	if err != nil {
 		return fmt.Errorf("reading layers: %w", err)
 	}
-	return b.extractLayers(ctx, layers, dir)
+	err = b.unpackLayers(ctx, layers, dir, true)
+	var fe *formError
+	if !errors.As(err, &fe) || ctx.Err() != nil {
+		return err
+	}
+	b.warn("unpacking a cached unpack form failed (%v); unpacking the image again from its layers' blobs", err)
+	fe.layer.RemoveForm(fe.err)
+	if err := snapshot.Clear(dir, b.ignoreIn(dir)); err != nil {
+		return fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	return b.unpackLayers(ctx, layers, dir, false)
 }
+
+// formError is a failure while unpacking a layer from its unpack form.
+type formError struct {
+	layer formLayer
+	err   error
+}
+
+func (e *formError) Error() string { return e.err.Error() }
+func (e *formError) Unwrap() error { return e.err }
 
 // extractLayers unpacks layers into dir, in order, downloading ahead of the extraction.
 func (b *build) extractLayers(ctx context.Context, layers []v1.Layer, dir string) error {
-	var ignore snapshot.IgnoreFunc
+	return b.unpackLayers(ctx, layers, dir, false)
+}
+
+// ignoreIn is what an extraction into dir leaves alone: the ignored paths in the root.
+func (b *build) ignoreIn(dir string) snapshot.IgnoreFunc {
 	if dir == b.root {
-		ignore = b.ignore.Ignored
+		return b.ignore.Ignored
 	}
+	return nil
+}
+
+// unpackLayers is extractLayers, reading unpack forms when forms is set (see extractImage).
+func (b *build) unpackLayers(ctx context.Context, layers []v1.Layer, dir string, forms bool) error {
+	ignore := b.ignoreIn(dir)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fetched := prefetch(ctx, layers, fetchDir(b.workDir))
+	fetched := prefetch(ctx, layers, fetchDir(b.workDir), forms)
 	defer cleanupFetched(fetched)
 	for i, f := range fetched {
 		start := time.Now()
 		if err := b.extractFetched(ctx, f, dir, ignore); err != nil {
 			d, _ := f.layer.Digest()
-			return fmt.Errorf("unpacking layer %d/%d (%s): %w", i+1, len(layers), d, err)
+			err = fmt.Errorf("unpacking layer %d/%d (%s): %w", i+1, len(layers), d, err)
+			if f.form != nil {
+				err = &formError{layer: f.layer.(formLayer), err: err}
+			}
+			return err
 		}
 		if f.pulled {
 			b.o.reporter.Report(Event{Kind: EventProgress, Time: time.Now(), Done: int64(i + 1), Total: int64(len(layers)),
@@ -305,13 +342,22 @@ func (b *build) extractLayers(ctx context.Context, layers []v1.Layer, dir string
 	return nil
 }
 
+// extractFetched unpacks one layer: from its unpack form when it has one, else from its blob,
+// making its form on the way when the base image cache can keep one.
 func (b *build) extractFetched(ctx context.Context, f *fetchedLayer, dir string, ignore snapshot.IgnoreFunc) error {
+	if f.form != nil {
+		return extractStream(ctx, f.form, dir, ignore, f.diffID(), nil)
+	}
 	rc, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return extractStream(ctx, rc, dir, ignore, f.diffID())
+	var keep *cache.FormWriter
+	if fl, ok := f.layer.(formLayer); ok {
+		keep = fl.NewForm()
+	}
+	return extractStream(ctx, rc, dir, ignore, f.diffID(), keep)
 }
 
 // stageDependencies are the earlier stages a stage reads from.

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kilnbuild/kiln/cache"
 	"github.com/kilnbuild/kiln/internal/decompress"
 	"github.com/kilnbuild/kiln/snapshot"
 )
@@ -21,7 +22,24 @@ import (
 // the tar stream is hashed as it is read, and a layer whose content does not match is refused
 // once it has been read: an image whose config and layers disagree is damaged or forged, and
 // its history and cache keys would describe files it does not hold.
-func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapshot.IgnoreFunc, diffID v1.Hash) error {
+//
+// keep, when not nil, is fed the tar stream too, and committed once the stream was found to be
+// diffID (the base image cache's unpack form of the layer); on any failure it is aborted.
+func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapshot.IgnoreFunc, diffID v1.Hash, keep *cache.FormWriter) (err error) {
+	if keep != nil {
+		if diffID.Algorithm != "sha256" || diffID.Hex == "" {
+			keep.Abort()
+			keep = nil
+		} else {
+			defer func() {
+				if err != nil {
+					keep.Abort()
+				} else {
+					keep.Commit(diffID)
+				}
+			}()
+		}
+	}
 	tarStream, closeFn, err := decompress.Reader(rc)
 	if err != nil {
 		return err
@@ -30,7 +48,11 @@ func extractStream(ctx context.Context, rc io.Reader, dir string, ignore snapsho
 	var h hash.Hash
 	if diffID.Algorithm == "sha256" && diffID.Hex != "" {
 		h = sha256.New()
-		tarStream = io.TeeReader(tarStream, h)
+		var w io.Writer = h
+		if keep != nil {
+			w = io.MultiWriter(h, keep)
+		}
+		tarStream = io.TeeReader(tarStream, w)
 	}
 	var opts []snapshot.Option
 	if ignore != nil {

@@ -29,15 +29,15 @@ func TestExtractStreamChecksTheDiffID(t *testing.T) {
 	zw.Write(tarBuf.Bytes())
 	zw.Close()
 
-	if err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, right); err != nil {
+	if err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, right, nil); err != nil {
 		t.Fatalf("the right diffID: %v", err)
 	}
 	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
-	err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, wrong)
+	err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, wrong, nil)
 	if err == nil || !strings.Contains(err.Error(), right.String()) || !strings.Contains(err.Error(), wrong.String()) {
 		t.Fatalf("a wrong diffID: %v; want an error naming both digests", err)
 	}
-	if err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, v1.Hash{}); err != nil {
+	if err := extractStream(context.Background(), bytes.NewReader(gz.Bytes()), t.TempDir(), nil, v1.Hash{}, nil); err != nil {
 		t.Fatalf("no diffID to check: %v", err)
 	}
 }

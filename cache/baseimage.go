@@ -202,7 +202,22 @@ type storedLayer struct {
 	desc v1.Descriptor
 }
 
-func (l *storedLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *storedLayer) Digest() (v1.Hash, error) { return l.desc.Digest, nil }
+
+// DiffID is what the image's config records for the layer, so that it is known without
+// reading the blob (which the cache may not hold: see BaseCache.OpenForm).
+func (l *storedLayer) DiffID() (v1.Hash, error) {
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(l.img.config))
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("cached config of image %s: %w", l.img.digest, err)
+	}
+	for i, d := range l.img.manifest.Layers {
+		if d.Digest == l.desc.Digest && i < len(cfg.RootFS.DiffIDs) {
+			return cfg.RootFS.DiffIDs[i], nil
+		}
+	}
+	return v1.Hash{}, fmt.Errorf("the config of image %s records no diffID for layer %s", l.img.digest, l.desc.Digest)
+}
 func (l *storedLayer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l *storedLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 

@@ -24,6 +24,10 @@ type PruneOptions struct {
 	// AlsoCount are directories on the same volume that count towards MaxSize but are not
 	// pruned here (the base-image cache: its blobs are read in place by running builds).
 	AlsoCount []string
+	// Derived are directories of files made from others, such as the base image cache's unpack
+	// forms (FormsDir): they count towards MaxSize and are removed first, least recently used
+	// first (by mtime, which a use touches), before any layer cache entry.
+	Derived []string
 	// Now is the time ages are measured from (time.Now() when zero).
 	Now time.Time
 }
@@ -35,6 +39,7 @@ type PruneResult struct {
 	Entries       int   // entries left
 	Removed       int   // entries removed
 	RemovedBlobs  int   // blobs removed
+	RemovedForms  int   // files of the Derived directories removed
 	Freed         int64 // bytes removed
 	Expired       int   // of Removed, entries past the TTL
 	OverBoundLeft bool  // MaxSize could not be met by removing layer cache entries alone
@@ -78,7 +83,9 @@ func (s *DirStore) Prune(ctx context.Context, opts PruneOptions) (PruneResult, e
 	if err := p.countOthers(opts.AlsoCount); err != nil {
 		return p.res, err
 	}
+	derived := p.countDerived(opts.Derived)
 	p.removeOrphans(mtimes)
+	p.dropDerived(derived, opts.MaxSize)
 	kept := p.evict(ctx, live, opts.MaxSize)
 	p.res.Entries, p.res.Size = len(kept), p.total
 	p.res.OverBoundLeft = opts.MaxSize > 0 && p.total > opts.MaxSize
@@ -134,6 +141,55 @@ func (p *pruner) countOthers(also []string) error {
 	}
 	p.total += p.res.Other
 	return nil
+}
+
+// derivedFile is one file of a Derived directory.
+type derivedFile struct {
+	path string
+	size int64
+	used time.Time
+}
+
+// countDerived lists the Derived directories' files, adding their sizes to the total, and
+// removes temporary files (*.part) a killed writer left.
+func (p *pruner) countDerived(dirs []string) []derivedFile {
+	var files []derivedFile
+	for _, dir := range dirs {
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			if strings.HasSuffix(path, ".part") && p.now.Sub(fi.ModTime()) > tempGrace {
+				os.Remove(path)
+				return nil
+			}
+			p.total += fi.Size()
+			files = append(files, derivedFile{path: path, size: fi.Size(), used: fi.ModTime()})
+			return nil
+		})
+	}
+	return files
+}
+
+// dropDerived removes derived files, least recently used first, until the total fits in
+// maxSize (0: no bound).
+func (p *pruner) dropDerived(files []derivedFile, maxSize int64) {
+	sort.Slice(files, func(i, j int) bool { return files[i].used.Before(files[j].used) })
+	for _, f := range files {
+		if maxSize <= 0 || p.total <= maxSize {
+			return
+		}
+		if strings.HasSuffix(f.path, ".part") || os.Remove(f.path) != nil {
+			continue
+		}
+		p.total -= f.size
+		p.res.Freed += f.size
+		p.res.RemovedForms++
+	}
 }
 
 // removeOrphans removes the blobs no entry names, unless just written (their entry may be

@@ -371,3 +371,53 @@ func BenchmarkLookupHit(b *testing.B) {
 		})
 	}
 }
+
+// TestDirStorePruneDerivedFirst: unpack forms (PruneOptions.Derived) count towards the bound
+// and go before any layer cache entry, least recently used first; a stale temporary form is
+// removed, a fresh one (being written) is not.
+func TestDirStorePruneDerivedFirst(t *testing.T) {
+	ctx := context.Background()
+	s := NewDirStore(t.TempDir())
+	key := NewKey("p", Text(InputInstruction, "RUN a"))
+	if err := s.Put(ctx, randomLayer(t, 20000), Entry{Key: key, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	forms := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	for i, n := range []string{"older.zst", "newer.zst", "stale.part", "fresh.part"} {
+		p := filepath.Join(forms, n)
+		if err := os.WriteFile(p, make([]byte, 30000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		at := old.Add(time.Duration(i) * time.Minute)
+		if n == "fresh.part" {
+			at = time.Now()
+		}
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := s.Prune(ctx, PruneOptions{Derived: []string{forms}})
+	if err != nil || full.Removed != 0 || full.RemovedForms != 0 {
+		t.Fatalf("Prune without a bound: %+v, %v", full, err)
+	}
+	if _, err := os.Stat(filepath.Join(forms, "stale.part")); err == nil {
+		t.Error("a temporary form older than the grace period was kept")
+	}
+	// Room for all but one form: the older one goes, the entry and the newer form stay.
+	res, err := s.Prune(ctx, PruneOptions{MaxSize: full.Size - 1, Derived: []string{forms}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RemovedForms != 1 || res.Removed != 0 || res.Size > full.Size-1 {
+		t.Fatalf("Prune: %+v; want one form removed and no entry", res)
+	}
+	for n, want := range map[string]bool{"older.zst": false, "newer.zst": true, "fresh.part": true} {
+		if _, err := os.Stat(filepath.Join(forms, n)); (err == nil) != want {
+			t.Errorf("%s kept: %v, want %v", n, err == nil, want)
+		}
+	}
+	if _, _, err := s.Get(ctx, key); err != nil {
+		t.Fatalf("the layer cache entry went before the forms: %v", err)
+	}
+}

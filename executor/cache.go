@@ -81,12 +81,13 @@ func localCacheOption(c *Config) (builder.CacheOption, error) {
 	}
 	// The base image cache's directories (its blobs, and the warmer's manifests and tag
 	// resolutions) and the directory-mode states count towards the bound; they are not pruned
-	// here (see cache.PruneOptions; the states are bounded on their own).
+	// here (see cache.PruneOptions; the states are bounded on their own). The base layers'
+	// unpack forms count too, and are the first to go.
 	var also []string
 	for _, d := range []string{"blobs", "manifests", "refs", StateCacheDir} {
 		also = append(also, filepath.Join(c.CacheDir, d))
 	}
-	prune := cache.PruneOptions{AlsoCount: also}
+	prune := cache.PruneOptions{AlsoCount: also, Derived: []string{filepath.Join(c.CacheDir, cache.FormsDir)}}
 	if c.CacheDirMaxSize != "" {
 		n, err := units.ParseBytes(c.CacheDirMaxSize)
 		if err != nil {

@@ -115,24 +115,34 @@ func fetchLayers(ctx context.Context, img v1.Image, bc *cache.BaseCache, dir str
 	return downloaded, firstErr
 }
 
-// fetchLayer downloads one layer into the cache unless it is there already (and not forced).
+// fetchLayer downloads one layer into the cache unless it is there already (and not forced),
+// then makes its unpack form (see cache.BaseCache.OpenForm), so that the first build's unpack
+// reads it too.
 func fetchLayer(l v1.Layer, n, of int, bc *cache.BaseCache, dir string, o *options) (int64, error) {
 	d, err := l.Digest()
 	if err != nil {
 		return 0, err
 	}
 	size, _ := l.Size()
+	what := fmt.Sprintf("  layer %d/%d %s", n, of, d)
+	var got int64
 	if !o.force && bc.Intact(d) {
-		o.log.Infof("  layer %d/%d %s (%s): already cached", n, of, d, units.Bytes(size))
-		return 0, nil
+		o.log.Infof("%s (%s): already cached", what, units.Bytes(size))
+	} else if got, err = download(l, d, what, size, bc, dir, o); err != nil {
+		return got, err
 	}
+	return got, makeForm(l, d, what, bc, o)
+}
+
+// download reads one layer through the cache, which stores it verified.
+func download(l v1.Layer, d v1.Hash, what string, size int64, bc *cache.BaseCache, dir string, o *options) (int64, error) {
 	start := time.Now()
 	rc, err := l.Compressed()
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", d, err)
 	}
 	var count counter
-	stop := o.progress(fmt.Sprintf("  layer %d/%d %s", n, of, d), size, &count)
+	stop := o.progress(what, size, &count)
 	got, err := io.Copy(&count, rc)
 	stop()
 	if cerr := rc.Close(); err == nil {
@@ -145,9 +155,26 @@ func fetchLayer(l v1.Layer, n, of int, bc *cache.BaseCache, dir string, o *optio
 		return got, fmt.Errorf("layer %s was downloaded but could not be stored in %s (see the warning above)", d, dir)
 	}
 	took := time.Since(start)
-	o.log.Infof("  layer %d/%d %s: %s in %s (%s/s)", n, of, d, units.Bytes(got), round(took),
+	o.log.Infof("%s: %s in %s (%s/s)", what, units.Bytes(got), round(took),
 		units.Bytes(int64(float64(got)/max(took.Seconds(), 0.001))))
 	return got, nil
+}
+
+// makeForm makes the layer's unpack form unless it is kept already.
+func makeForm(l v1.Layer, d v1.Hash, what string, bc *cache.BaseCache, o *options) error {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", d, err)
+	}
+	start := time.Now()
+	made, err := bc.MakeForm(d, diffID)
+	if err != nil {
+		return err
+	}
+	if made {
+		o.log.Infof("%s: unpack form made in %s", what, round(time.Since(start)))
+	}
+	return nil
 }
 
 // counter counts the bytes written to it.

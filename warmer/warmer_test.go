@@ -91,8 +91,18 @@ func TestWarmFillsTheBaseCache(t *testing.T) {
 	if want, _ := multi.Digest(); results[1].Digest != want || results[1].Layers != 3 {
 		t.Errorf("multi: digest %s with %d layers, want %s with 3", results[1].Digest, results[1].Layers, want)
 	}
-	if n := strings.Count(log.String(), "  layer "); n != 4 {
-		t.Errorf("%d layer progress lines, want 4 (1 + 3):\n%s", n, log)
+	forms := strings.Count(log.String(), ": unpack form made in ")
+	if n := strings.Count(log.String(), "  layer ") - forms; n != 4 || forms != 4 {
+		t.Errorf("%d layer progress lines and %d unpack forms made, want 4 and 4 (1 + 3):\n%s", n, forms, log)
+	}
+	ls, _ := multi.Layers()
+	for _, l := range ls {
+		diffID, _ := l.DiffID()
+		if f, ok := bc.OpenForm(diffID); !ok {
+			t.Errorf("no unpack form of layer %s after warming", diffID)
+		} else {
+			f.Close()
+		}
 	}
 	if !strings.Contains(log.String(), "Cached "+multiRef) || !strings.Contains(log.String(), "KiB in ") {
 		t.Errorf("no summary with size and duration:\n%s", log)
