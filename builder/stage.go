@@ -283,8 +283,7 @@ func (b *build) extractImage(ctx context.Context, img v1.Image, dir string) erro
 	if !errors.As(err, &fe) || ctx.Err() != nil {
 		return err
 	}
-	b.warn("unpacking a cached unpack form failed (%v); unpacking the image again from its layers' blobs", err)
-	fe.layer.RemoveForm(fe.err)
+	fe.layer.RemoveForm(fe.err) // warns, through the cache's warnings
 	if err := snapshot.Clear(dir, b.ignoreIn(dir)); err != nil {
 		return fmt.Errorf("clearing %s: %w", dir, err)
 	}

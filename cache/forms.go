@@ -55,7 +55,7 @@ func (c *BaseCache) RemoveForm(diffID v1.Hash, why error) {
 		c.warn("cached unpack form %s is damaged (%v) and cannot be removed: %v", p, why, err)
 		return
 	}
-	c.warn("cached unpack form %s is damaged (%v): removed; the layer is unpacked from its blob", p, why)
+	c.warn("cached unpack form %s is damaged (%v): removed; the image is unpacked again from its layers' blobs", p, why)
 }
 
 // NewForm returns a writer to feed the uncompressed tar of the layer with digest diffID

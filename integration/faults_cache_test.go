@@ -115,12 +115,26 @@ func TestFaultCorruptCache(t *testing.T) {
 		}
 		build()
 		blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
-		if len(blobs) != 1 {
-			t.Fatalf("--cache-dir holds %v, want the base image's one layer", blobs)
+		forms, _ := filepath.Glob(filepath.Join(dir, "diffs", "sha256", "*.zst"))
+		if len(blobs) != 1 || len(forms) != 1 {
+			t.Fatalf("--cache-dir holds %v and %v, want the base image's one layer and its unpack form", blobs, forms)
 		}
-		garble(t, blobs[0])
-		// RUN layers are not cached, so the root is unpacked from the damaged blob's layer.
+		// RUN layers are not cached, so the root is unpacked from the base layer's unpack form:
+		// damaged, it is removed and the image unpacked again from the blob.
+		garble(t, forms[0])
 		res := build()
+		logWarnings(t, res.Stderr)
+		if !strings.Contains(res.Stderr, "cached unpack form "+strings.Replace(forms[0], dir, "/cache", 1)+" is damaged") {
+			t.Errorf("no warning naming the damaged unpack form:\n%s", res.Stderr)
+		}
+		verifyImage(t, reg, dest)
+		checkBlobsIntact(t, dir)
+		// Without its form, the root is unpacked from the damaged blob's layer.
+		garble(t, blobs[0])
+		if err := os.Remove(forms[0]); err != nil {
+			t.Fatal(err)
+		}
+		res = build()
 		logWarnings(t, res.Stderr)
 		if !strings.Contains(res.Stderr, "cached base layer "+strings.Replace(blobs[0], dir, "/cache", 1)+" is damaged") {
 			t.Errorf("no warning naming the damaged blob:\n%s", res.Stderr)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -225,7 +224,8 @@ func verifyImage(t *testing.T, reg *testenv.Registry, ref string) {
 }
 
 // checkBlobsIntact walks every blobs/ALG/HEX file under dir and fails the test for one whose
-// content does not hash to its name (a torn or corrupt blob) or for a leftover temporary file.
+// content does not hash to its name (a torn or corrupt blob), for an unpack form
+// (diffs/sha256/HEX.zst) whose tar does not, or for a leftover temporary file.
 func checkBlobsIntact(t *testing.T, dir string) {
 	t.Helper()
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -233,25 +233,23 @@ func checkBlobsIntact(t *testing.T, dir string) {
 			return nil
 		}
 		parent := filepath.Base(filepath.Dir(p))
-		if filepath.Base(filepath.Dir(filepath.Dir(p))) != "blobs" || parent != "sha256" {
+		kind := filepath.Base(filepath.Dir(filepath.Dir(p)))
+		if (kind != "blobs" && kind != "diffs") || parent != "sha256" {
 			return nil
 		}
-		if len(d.Name()) != 64 {
+		name, isForm := strings.CutSuffix(d.Name(), ".zst")
+		if len(name) != 64 || isForm != (kind == "diffs") {
 			t.Errorf("leftover temporary file in the cache: %s", p)
 			return nil
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Error(err)
-			return nil
+		got := ""
+		if isForm {
+			got = formSHA256(t, p)
+		} else {
+			got = fileSHA256(t, p)
 		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			t.Error(err)
-		}
-		if hex.EncodeToString(h.Sum(nil)) != d.Name() {
-			t.Errorf("torn blob in the cache: %s does not hash to its name", p)
+		if got != name {
+			t.Errorf("torn blob or unpack form in the cache: %s does not hash to its name", p)
 		}
 		return nil
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/zstd"
 )
 
 // loadPods is how many executor pods run at once.
@@ -108,7 +109,7 @@ func podRunTimes(res []jobResult) string {
 
 // checkCacheDir checks every file of a --cache-dir after concurrent writers: each blob or
 // manifest stored by digest (.../sha256/HEX: the base image cache's and the layer cache's)
-// hashes to HEX, each JSON file (references, entries, lineages) parses, each layer-cache entry's blob is
+// hashes to HEX, each unpack form (diffs/sha256/HEX.zst) decompresses to a tar hashing to HEX, each JSON file (references, entries, lineages) parses, each layer-cache entry's blob is
 // there, and no temporary file of an unfinished write (".tmp-*", "*.part") is left.
 func checkCacheDir(t *testing.T, dir string) {
 	t.Helper()
@@ -122,6 +123,11 @@ func checkCacheDir(t *testing.T, dir string) {
 		switch {
 		case strings.HasPrefix(d.Name(), ".") || strings.HasSuffix(d.Name(), ".part"):
 			t.Errorf("temporary file %s left in the shared --cache-dir", rel)
+		case parent == "sha256" && strings.HasSuffix(d.Name(), ".zst"): // diffs/sha256/DIFFID.zst: unpack forms
+			counts["unpack forms"]++
+			if got := formSHA256(t, p); got+".zst" != d.Name() {
+				t.Errorf("unpack form %s holds a tar with digest sha256:%s: torn or damaged", rel, got)
+			}
 		case parent == "sha256": // content-addressed: blobs/sha256/HEX, manifests/sha256/HEX
 			counts["blobs"]++
 			if got := fileSHA256(t, p); got != d.Name() {
@@ -254,4 +260,24 @@ func readAll(open func() (io.ReadCloser, error)) error {
 	defer rc.Close()
 	_, err = io.Copy(io.Discard, rc)
 	return err
+}
+
+// formSHA256 is the hex SHA-256 of what the zstd file p decompresses to (an unpack form's tar).
+func formSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	defer zr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, zr); err != nil {
+		return "unreadable (" + err.Error() + ")"
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
