@@ -45,11 +45,12 @@ func Extract(ctx context.Context, root string, tarStream io.Reader, opts ...Opti
 		pending:  map[string]*entryJob{},
 		buf:      make([]byte, copyBufferSize),
 	}
+	e.spread, e.spreading = dirspread.Set(e.root), map[string]bool{}
+	defer e.unspread() // after the writers stop
 	if n := extractWorkers(&o); n > 1 {
 		e.pool = newWriters(ctx, n)
 		defer e.pool.stop()
 	}
-	e.spread = dirspread.Set(e.root)
 	e.remover = &remover{ignored: e.ignored, keep: func(p string) bool { return e.written[p] }}
 	tr := tar.NewReader(bufio.NewReaderSize(tarStream, copyBufferSize))
 	for n := 0; ; n++ {
@@ -127,21 +128,42 @@ type extractor struct {
 	pool       *writers
 	pending    map[string]*entryJob
 	dispatched int
-	// spread says the root asks for its top-level directories to be spread (dirspread.Set).
-	spread bool
+	// spread says the root asks for its trees to be spread (dirspread.Set): every directory
+	// this extraction makes is made by dirspread.Mkdir and listed in spreading, whose flags
+	// are cleared at the end.
+	spread    bool
+	spreading map[string]bool
 }
 
-// spreadsAt reports whether the directory host is created with dirspread.Mkdir.
-func (e *extractor) spreadsAt(host string) bool { return e.spread && filepath.Dir(host) == e.root }
+// spreadsAt says whether the directory host is made by dirspread.Mkdir, and lists it if so.
+// It is called on the reading goroutine.
+func (e *extractor) spreadsAt(host string) bool {
+	if e.spread {
+		e.spreading[host] = true
+	}
+	return e.spread
+}
 
 func (e *extractor) mkdir(host string) error {
-	if e.spreadsAt(host) {
-		if err := dirspread.Mkdir(host, 0o755); err != nil {
-			return &os.PathError{Op: "mkdir", Path: host, Err: err}
-		}
-		return nil
+	if err := spreadMkdir(host, 0o755, e.spreadsAt(host)); err != nil {
+		return &os.PathError{Op: "mkdir", Path: host, Err: err}
 	}
-	return os.Mkdir(host, 0o755)
+	return nil
+}
+
+// spreadMkdir makes a directory, by dirspread.Mkdir when spread, with unix.Mkdir's errors.
+func spreadMkdir(host string, perm uint32, spread bool) error {
+	if spread {
+		return dirspread.Mkdir(host, perm)
+	}
+	return unix.Mkdir(host, perm)
+}
+
+// unspread clears the flag of the directories this extraction made.
+func (e *extractor) unspread() {
+	for dir := range e.spreading {
+		dirspread.Clear(dir)
+	}
 }
 
 // dirMeta is applied after all entries, since writing children changes a directory's mtime.

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/internal/sparse"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +56,7 @@ type entryJob struct {
 	hdr   *tar.Header
 	data  []byte    // a regular file's content
 	after *entryJob // the job creating host's directory, when it was queued at dispatch
-	// spread creates a directory with dirspread.Mkdir (a top-level one of a spread root).
+	// spread makes a directory by dirspread.Mkdir (extractor.spreadsAt).
 	spread bool
 	done   chan struct{}
 }
@@ -94,12 +93,7 @@ func (j *entryJob) run() error {
 	return err
 }
 
-func (j *entryJob) mkdir() error {
-	if j.spread {
-		return dirspread.Mkdir(j.host, 0o700)
-	}
-	return unix.Mkdir(j.host, 0o700)
-}
+func (j *entryJob) mkdir() error { return spreadMkdir(j.host, 0o700, j.spread) }
 
 // writers runs entry jobs on goroutines, one queue each. The entries of one directory, and
 // the directory itself, all go to the same writer: creations in a directory take its lock in
@@ -232,7 +226,10 @@ var errStopped = fmt.Errorf("extraction stopped")
 // dispatch creates a directory, small file or symlink: on a writer when there are writers
 // (the reading goroutine goes on with the next entries), at once when there are none.
 func (e *extractor) dispatch(host string, hdr *tar.Header, data []byte) error {
-	j := &entryJob{host: host, hdr: hdr, data: data, spread: e.spreadsAt(host)}
+	j := &entryJob{host: host, hdr: hdr, data: data}
+	if hdr.Typeflag == tar.TypeDir {
+		j.spread = e.spreadsAt(host)
+	}
 	if e.pool == nil {
 		return j.run()
 	}

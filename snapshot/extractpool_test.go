@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -54,6 +56,9 @@ func TestExtractWorkersMatchOneGoroutine(t *testing.T) {
 			}
 		}
 		trees = append(trees, timesSince(listing(t, root), start))
+		if run.spread {
+			noFlagsLeft(t, root)
+		}
 	}
 	for i := 1; i < len(trees); i++ {
 		if !slices.Equal(trees[0], trees[i]) {
@@ -110,4 +115,20 @@ func diffLines(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// noFlagsLeft fails the test for a directory under root (root aside) that still has the
+// placement flag dirspread.Mkdir gave it: Extract clears them all.
+func noFlagsLeft(t *testing.T, root string) {
+	t.Helper()
+	if !dirspread.Set(root) {
+		t.Logf("%s has no top-directory flag: this file system has none, nothing was spread", root)
+		return
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != root && dirspread.Set(p) {
+			t.Errorf("%s keeps the placement flag after extraction", p)
+		}
+		return nil
+	})
 }

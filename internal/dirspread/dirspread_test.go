@@ -56,6 +56,13 @@ func TestMkdirCreatesUnderItsNameOnly(t *testing.T) {
 	if got := fi.Mode().Perm() &^ 0o022; got != 0o750&^0o022 {
 		t.Errorf("mode %v, want 0750 less the umask", fi.Mode().Perm())
 	}
+	if !Set(p) {
+		t.Error("the new directory does not have the flag, so its subdirectories would not be spread")
+	}
+	Clear(p)
+	if Set(p) {
+		t.Error("Clear left the flag")
+	}
 	if err := os.WriteFile(filepath.Join(p, "kept"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
