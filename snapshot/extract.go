@@ -135,8 +135,8 @@ type extractor struct {
 	spreading map[string]bool
 }
 
-// spreadsAt says whether the directory host is made by dirspread.Mkdir, and lists it if so.
-// It is called on the reading goroutine.
+// spreadsAt says whether the new directory host is made by dirspread.Mkdir, and lists it if
+// so. It is called on the reading goroutine.
 func (e *extractor) spreadsAt(host string) bool {
 	if e.spread {
 		e.spreading[host] = true
@@ -314,7 +314,7 @@ func (e *extractor) apply(hdr *tar.Header, content io.Reader) error {
 		e.resolved[img], e.resolved[resolvedImg] = host, host // its parent resolved, and not a symlink
 		e.dirs = append(e.dirs, dirMeta{host: host, mode: uint32(hdr.Mode & 0o7777), atime: atimeOf(hdr),
 			mtime: hdr.ModTime, changes: e.changes})
-		return e.dispatch(host, hdr, nil)
+		return e.dispatchDir(host, hdr, !existed)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		if e.pool != nil && hdr.Size >= 0 && hdr.Size <= maxQueuedFile && !sparse.IsSparse(hdr) {
 			data := e.pool.buffer(int(hdr.Size))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/dirspread"
 	"github.com/kilnbuild/kiln/internal/fuzztar"
 )
 
@@ -46,32 +47,44 @@ func FuzzExtractEntries(f *testing.F) {
 }
 
 // extractInJail extracts the stream made for a fresh jail (given the path of its outside
-// directory) into the jail's root, and checks the jail. It does so twice, on the reading
-// goroutine alone and with three writers: both must fail or succeed alike and leave the
-// same tree.
+// directory) into the jail's root, and checks the jail. It does so three times: on the reading
+// goroutine alone, with three writers, and with three writers into a root whose directories
+// are placed by dirspread. All must fail or succeed alike and leave the same tree.
 func extractInJail(t *testing.T, makeStream func(outside string) []byte) {
 	start := time.Now()
-	var trees [2][]string
-	var errs [2]error
-	for i, workers := range []int{1, 3} {
+	runs := []struct {
+		workers int
+		spread  bool
+	}{{1, false}, {3, false}, {3, true}}
+	var trees [3][]string
+	var errs [3]error
+	for i, run := range runs {
 		j := fuzztar.New(t)
 		stream := makeStream(j.Outside)
 		if fuzztar.SparseSize(stream) > maxSparse {
 			t.Skip("sparse files larger than the harness reads")
 		}
+		if run.spread {
+			dirspread.Children(j.Root)
+		}
 		ignore := WithIgnore(func(p string) bool { return p == "/ign" })
-		err := Extract(context.Background(), j.Root, bytes.NewReader(stream), ignore, WithExtractWorkers(workers))
+		err := Extract(context.Background(), j.Root, bytes.NewReader(stream), ignore, WithExtractWorkers(run.workers))
 		if err != nil && !strings.HasPrefix(err.Error(), "extracting ") && !strings.HasPrefix(err.Error(), "reading layer tar: ") {
 			t.Errorf("error %q names neither the entry nor the tar", err)
 		}
 		j.Check(t, true, fuzztar.Budget(len(stream)))
+		if run.spread {
+			noFlagsLeft(t, j.Root)
+		}
 		errs[i], trees[i] = err, comparable(listing(t, j.Root), j, start)
 	}
-	if (errs[0] == nil) != (errs[1] == nil) {
-		t.Fatalf("with one goroutine: %v; with three writers: %v", errs[0], errs[1])
-	}
-	if errs[0] == nil && !slices.Equal(trees[0], trees[1]) {
-		t.Fatalf("one goroutine unpacked\n%s\nthree writers unpacked\n%s", strings.Join(trees[0], "\n"), strings.Join(trees[1], "\n"))
+	for i := 1; i < len(runs); i++ {
+		if (errs[0] == nil) != (errs[i] == nil) {
+			t.Fatalf("with one goroutine: %v; with %+v: %v", errs[0], runs[i], errs[i])
+		}
+		if errs[0] == nil && !slices.Equal(trees[0], trees[i]) {
+			t.Fatalf("one goroutine unpacked\n%s\n%+v unpacked\n%s", strings.Join(trees[0], "\n"), runs[i], strings.Join(trees[i], "\n"))
+		}
 	}
 }
 

@@ -226,10 +226,17 @@ var errStopped = fmt.Errorf("extraction stopped")
 // dispatch creates a directory, small file or symlink: on a writer when there are writers
 // (the reading goroutine goes on with the next entries), at once when there are none.
 func (e *extractor) dispatch(host string, hdr *tar.Header, data []byte) error {
-	j := &entryJob{host: host, hdr: hdr, data: data}
-	if hdr.Typeflag == tar.TypeDir {
-		j.spread = e.spreadsAt(host)
-	}
+	return e.queue(&entryJob{host: host, hdr: hdr, data: data})
+}
+
+// dispatchDir is dispatch for a directory; a new one (not there before this entry) is placed
+// by dirspread where the root asks for it.
+func (e *extractor) dispatchDir(host string, hdr *tar.Header, isNew bool) error {
+	return e.queue(&entryJob{host: host, hdr: hdr, spread: isNew && e.spreadsAt(host)})
+}
+
+func (e *extractor) queue(j *entryJob) error {
+	host, hdr := j.host, j.hdr
 	if e.pool == nil {
 		return j.run()
 	}
