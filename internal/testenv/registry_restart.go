@@ -24,18 +24,18 @@ func (r *Registry) BlobPath(d v1.Hash) string {
 	return filepath.Join(r.StorageDir(), "blobs", d.Algorithm, d.Hex[:2], d.Hex, "data")
 }
 
-// UploadBytes is how many bytes the registry holds in unfinished uploads (all repositories):
-// a push in progress.
-func (r *Registry) UploadBytes() int64 {
-	var n int64
+// Uploads is the registry's unfinished uploads (all repositories): each one's data file and
+// its size so far. A push in progress has one per blob it is sending.
+func (r *Registry) Uploads() map[string]int64 {
+	out := map[string]int64{}
 	uploads, _ := filepath.Glob(filepath.Join(r.StorageDir(), "repositories", "*", "*", "_uploads", "*", "data"))
 	more, _ := filepath.Glob(filepath.Join(r.StorageDir(), "repositories", "*", "_uploads", "*", "data"))
 	for _, u := range append(uploads, more...) {
 		if fi, err := os.Stat(u); err == nil {
-			n += fi.Size()
+			out[u] = fi.Size()
 		}
 	}
-	return n
+	return out
 }
 
 // Kill stops the registry at once (SIGKILL), as a crashed or evicted registry stops: open
