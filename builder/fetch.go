@@ -184,7 +184,7 @@ func (b *build) pullBase(ctx context.Context, ref string, platform v1.Platform) 
 	if bc == nil || perr != nil {
 		return registry.Pull(ctx, ref, opts...)
 	}
-	plat := platformString(platform)
+	plat := cache.PlatformKey(platform)
 	if d, ok := parsed.(name.Digest); ok {
 		if img := cachedByDigest(bc, d, plat); img != nil {
 			return img, nil
@@ -229,15 +229,6 @@ func cachedByDigest(bc *cache.BaseCache, ref name.Digest, platform string) v1.Im
 		return nil
 	}
 	return img
-}
-
-// platformString is p as os/arch[/variant].
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // unreachable reports whether a pull failed without any answer from the registry: refused or

@@ -66,6 +66,16 @@ func (c *BaseCache) StoreImage(ref name.Reference, platform string, img v1.Image
 	return nil
 }
 
+// PlatformKey is p as os/arch[/variant], the form resolutions are recorded and looked up under
+// (StoreImage, Resolved).
+func PlatformKey(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
 // Resolved returns what ref last resolved to for platform, as StoreImage recorded it.
 func (c *BaseCache) Resolved(ref name.Reference, platform string) (Resolution, bool) {
 	b, err := os.ReadFile(c.refPath(ref, platform))

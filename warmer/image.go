@@ -33,7 +33,7 @@ func warmOne(ctx context.Context, bc *cache.BaseCache, dir string, r Ref, o *opt
 	if err != nil {
 		return fail(err)
 	}
-	plat := platformString(platform)
+	plat := cache.PlatformKey(platform)
 	img, err := registry.Pull(ctx, r.Image, append(append([]registry.Option{}, o.pull...), registry.WithPlatform(platform))...)
 	if err != nil {
 		return fail(err)
@@ -203,15 +203,6 @@ func (o *options) progress(what string, size int64, read *counter) (stop func())
 		}
 	}()
 	return func() { close(done) }
-}
-
-// platformString is p as os/arch[/variant], the form the executor records resolutions under.
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 func layerCount(n int) string {

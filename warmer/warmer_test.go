@@ -84,7 +84,7 @@ func TestWarmFillsTheBaseCache(t *testing.T) {
 			t.Errorf("%s is not in the cache in full after warming", r.Ref.Image)
 		}
 		ref, _ := name.ParseReference([]string{busybox, multiRef}[i])
-		if res, ok := bc.Resolved(ref, platformString(v1.Platform{OS: "linux", Architecture: runtimeArch()})); !ok || res.Digest != r.Digest {
+		if res, ok := bc.Resolved(ref, cache.PlatformKey(v1.Platform{OS: "linux", Architecture: runtimeArch()})); !ok || res.Digest != r.Digest {
 			t.Errorf("resolution of %s: %+v, %v; want %s", ref, res, ok, r.Digest)
 		}
 	}
