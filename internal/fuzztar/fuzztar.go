@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kilnbuild/kiln/internal/sparse"
 )
 
 // block is the tar block size.
@@ -264,26 +266,13 @@ func SparseSize(stream []byte) int64 {
 		if err != nil {
 			return total
 		}
-		if hdr.Size > 0 && IsSparse(hdr) {
+		if hdr.Size > 0 && sparse.IsSparse(hdr) {
 			total += hdr.Size
 			if total < 0 {
 				return 1<<63 - 1
 			}
 		}
 	}
-}
-
-// IsSparse reports whether the tar reader reads hdr's entry as a sparse file.
-func IsSparse(hdr *tar.Header) bool {
-	if hdr.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
 }
 
 // Jail is a fresh directory holding Root, the directory to unpack into, Outside, its
