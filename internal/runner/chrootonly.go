@@ -125,31 +125,12 @@ func lookPathIn(sc *scratch, name string, env []string) (string, error) {
 // execChrooted starts the command chrooted into root, in dir, in a process group of its own,
 // and waits for it; what it left running dies with it.
 func execChrooted(ctx context.Context, s Spec, root, argv0, dir string) error {
-	streams, err := newStdio(s.Stdin, s.Stdout, s.Stderr)
-	if err != nil {
-		return err
-	}
 	cmd := exec.CommandContext(ctx, argv0)
 	cmd.Path = argv0 // an image path: the child resolves it after chroot
 	cmd.Args = s.Args
 	cmd.Env = s.Env
 	cmd.Dir = dir
-	streams.attach(cmd)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Setpgid: true, Credential: podCredential(s)}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	err = cmd.Start()
-	streams.close()
-	if err != nil {
-		streams.wait()
-		return fmt.Errorf("start %s chrooted into %s: %w", s.Args[0], root, err)
-	}
-	waitErr := cmd.Wait()
-	killGroupAndWait(cmd.Process.Pid)
-	streams.wait()
-	if ctx.Err() != nil {
-		return fmt.Errorf("run %s: %w", s.Args[0], ctx.Err())
-	}
-	return exitError(waitErr)
+	return runInGroup(ctx, s, cmd, &syscall.SysProcAttr{Chroot: root}, s.Args[0]+" chrooted into "+root)
 }
 
 // ChrootOnly reports whether RunChrooted can work with roots below dir, and if not, why: it

@@ -46,29 +46,35 @@ func execPod(ctx context.Context, s Spec, dir string) error {
 	if err != nil {
 		return err
 	}
-	streams, err := newStdio(s.Stdin, s.Stdout, s.Stderr)
-	if err != nil {
-		return err
-	}
 	cmd := exec.CommandContext(ctx, argv0)
 	cmd.Args = s.Args
 	cmd.Env = s.Env
 	cmd.Dir = dir
+	return runInGroup(ctx, s, cmd, &syscall.SysProcAttr{}, s.Args[0])
+}
+
+// runInGroup runs cmd (path, args, env and dir set; attr its other process attributes) with
+// s's stdio and credentials, in a process group of its own, and waits for it. Background
+// processes of the command die with it, as in Kaniko; only then can the output pipes they
+// hold reach EOF. what names the command in a failure to start.
+func runInGroup(ctx context.Context, s Spec, cmd *exec.Cmd, attr *syscall.SysProcAttr, what string) error {
+	streams, err := newStdio(s.Stdin, s.Stdout, s.Stderr)
+	if err != nil {
+		return err
+	}
 	streams.attach(cmd)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: podCredential(s)}
+	attr.Setpgid, attr.Credential = true, podCredential(s)
+	cmd.SysProcAttr = attr
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	err = cmd.Start()
 	streams.close()
 	if err != nil {
 		streams.wait()
-		return fmt.Errorf("start %s: %w", s.Args[0], err)
+		return fmt.Errorf("start %s: %w", what, err)
 	}
 	waitErr := cmd.Wait()
-	// Background processes of the command die with it, as in Kaniko; only
-	// then can the output pipes they hold reach EOF.
 	killGroupAndWait(cmd.Process.Pid)
 	streams.wait()
-
 	if ctx.Err() != nil {
 		return fmt.Errorf("run %s: %w", s.Args[0], ctx.Err())
 	}
