@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,8 +97,8 @@ func helperPids(t *testing.T) []int {
 	var pids []int
 	for _, e := range entries {
 		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || strings.TrimRight(string(data), "\x00") != initMarker {
-			continue
+		if err != nil || strings.TrimRight(string(data), "\x00") != initMarker || !childOfThisProcess(e.Name()) {
+			continue // another package's tests, run at the same time, have helpers too
 		}
 		var pid int
 		for _, c := range e.Name() {
@@ -106,4 +107,15 @@ func helperPids(t *testing.T) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// childOfThisProcess reports whether /proc/PID's parent is this test process.
+func childOfThisProcess(pid string) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid())
 }
