@@ -26,7 +26,7 @@ func parseGitContext(rest, pullMethod string) (gitSource, error) {
 		pullMethod = "https"
 	case "http", "https":
 	default:
-		return gitSource{}, fmt.Errorf("GIT_PULL_METHOD=%s: must be https or http", pullMethod)
+		return gitSource{}, fmt.Errorf("GIT_PULL_METHOD=%s: must be https or http", shownValue(pullMethod))
 	}
 	parts := strings.Split(rest, "#")
 	if len(parts) > 3 {
@@ -56,3 +56,13 @@ func parseGitContext(rest, pullMethod string) (gitSource, error) {
 
 // refIsCommit reports whether Ref names a commit rather than a ref.
 func (s gitSource) refIsCommit() bool { return plumbing.IsHash(s.Ref) }
+
+// shownValue is an environment value as an error may quote it: a short lowercase word (a
+// method name such as ssh) as it is, anything else only by its length, since a mistyped value
+// may be a credential pasted into the wrong variable.
+func shownValue(v string) string {
+	if len(v) <= 8 && strings.Trim(v, "abcdefghijklmnopqrstuvwxyz") == "" {
+		return v
+	}
+	return fmt.Sprintf("(a value of %d bytes)", len(v))
+}
